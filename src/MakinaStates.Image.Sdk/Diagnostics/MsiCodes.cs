@@ -1,0 +1,37 @@
+namespace MakinaStates.Image.Sdk.Diagnostics;
+
+/// <summary>
+/// Every diagnostic code the SDK emits. Ranges follow the pipeline so a code tells where it came from:
+/// MSI00xx settings and Stage0, MSI01xx the engine, MSI1xxx Stage1, MSI2xxx Stage2, MSI3xxx Stage3.
+/// </summary>
+public static class MsiCodes
+{
+    public const string ImageMissing = "MSI0001";
+    public const string ImageInvalid = "MSI0002";
+    public const string CommandEmpty = "MSI0003";
+    public const string MirrorNotFound = "MSI0004";
+    public const string DataDirNotWritable = "MSI0005";
+    public const string InjectedVolumeMissing = "MSI0006";
+    public const string TargetPathInvalid = "MSI0007";
+    public const string StageScriptMissing = "MSI0008";
+    public const string Cancelled = "MSI0009";
+
+    public const string EngineUnreachable = "MSI0101";
+    public const string DockerHostInvalid = "MSI0102";
+    public const string EngineRefused = "MSI0103";
+
+    public const string BaseCreationFailed = "MSI1001";
+    public const string BaseImportFailed = "MSI1002";
+    public const string BaseImageMissing = "MSI1003";
+    public const string Stage1ScriptFailed = "MSI1004";
+    public const string BaseCannotBeCreated = "MSI1005";
+
+    public const string InjectionFailed = "MSI2001";
+    public const string UnreadableFile = "MSI2002";
+    public const string SystemdDidNotBoot = "MSI2003";
+    public const string Stage2ScriptFailed = "MSI2004";
+    public const string SpecialFileSkipped = "MSI2005";
+
+    public const string Stage3ScriptFailed = "MSI3001";
+    public const string CommitFailed = "MSI3002";
+}

@@ -1,0 +1,41 @@
+using System.Security.Cryptography;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+
+namespace MakinaStates.Image.Sdk.Engine;
+
+/// <summary>Imports the OS base tarball as an image, once per tarball content (the tag carries its hash).</summary>
+public static class BaseImageImport
+{
+    public static async Task<string> ImportAsync(DockerEngine engine, string tarballPath, string os, string release,
+        Action<string> log, CancellationToken cancellationToken)
+    {
+        string hash;
+        await using (var stream = File.OpenRead(tarballPath))
+        {
+            hash = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false))[..16];
+        }
+        var reference = $"makinastates/base-{os}-{release}:{hash}";
+        if (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            log($"Base image {reference} already imported.");
+            return reference;
+        }
+
+        log($"Importing {tarballPath} as {reference}.");
+        string? error = null;
+        await using (var upload = File.OpenRead(tarballPath))
+        {
+            // Uploaded as the request body, so a remote engine needs no access to the host's files.
+            await engine.Client.Images.CreateImageAsync(
+                new ImagesCreateParameters { FromSrc = "-", Repo = $"makinastates/base-{os}-{release}", Tag = hash, Changes = ["CMD [\"/sbin/init\"]"] },
+                upload, null, new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
+        }
+        if (error is not null || await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is null)
+        {
+            throw new ImageBuildException(MsiCodes.BaseImportFailed,
+                $"The engine could not import the base tarball '{tarballPath}': {error ?? "no image was created"}. The tarball may be corrupt: delete it to have it made again.", tarballPath);
+        }
+        return reference;
+    }
+}

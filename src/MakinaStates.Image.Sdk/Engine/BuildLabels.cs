@@ -1,0 +1,20 @@
+namespace MakinaStates.Image.Sdk.Engine;
+
+/// <summary>Labels the pipeline puts on what it creates, so a build can find and remove its own leftovers.</summary>
+public static class BuildLabels
+{
+    /// <summary>On stage containers: the build that owns them.</summary>
+    public const string BuildId = "io.makinastates.build-id";
+
+    /// <summary>On stage containers: the process id of the MSBuild node that owns them.</summary>
+    public const string OwnerPid = "io.makinastates.owner-pid";
+
+    /// <summary>On stage containers and images: the MsImage they belong to.</summary>
+    public const string Image = "io.makinastates.image";
+
+    /// <summary>On stage containers: which stage made them.</summary>
+    public const string Stage = "io.makinastates.stage";
+
+    /// <summary>On stage1 images: the hash of everything that shaped them.</summary>
+    public const string Stage1Key = "io.makinastates.stage1-key";
+}

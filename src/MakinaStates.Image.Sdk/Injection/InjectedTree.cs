@@ -1,0 +1,138 @@
+using MakinaStates.Image.Sdk.Diagnostics;
+using Mono.Unix.Native;
+
+namespace MakinaStates.Image.Sdk.Injection;
+
+/// <summary>
+/// The merged tree that Stage2 copies to the image's '/': each source folder is laid at its target path,
+/// later sources win over earlier ones for the same path (image_rootfs/ over injected_volumes/), folders merge.
+/// Nothing is followed: symlinks stay links, hardlinks stay hardlinks.
+/// </summary>
+public sealed class InjectedTree
+{
+    /// <summary>A host folder and where its content goes in the image (an absolute path).</summary>
+    public sealed record Source(string HostPath, string TargetPath, IReadOnlyCollection<string>? ExcludedTopLevelNames = null);
+
+    /// <summary>One node of the tree: its path in the image (relative, no leading '/') and its host file.</summary>
+    public sealed record Node(string ImagePath, string HostPath, Stat Stat);
+
+    private readonly SortedDictionary<string, Node> _nodes = new(StringComparer.Ordinal);
+    private readonly List<string> _skipped = [];
+
+    public IReadOnlyCollection<Node> Nodes => _nodes.Values;
+
+    /// <summary>Sockets, FIFOs and devices found and left out (the archive API cannot carry them meaningfully).</summary>
+    public IReadOnlyList<string> Skipped => _skipped;
+
+    public static InjectedTree Collect(IEnumerable<Source> sources)
+    {
+        var tree = new InjectedTree();
+        foreach (var source in sources)
+        {
+            tree.Add(source);
+        }
+        return tree;
+    }
+
+    /// <summary>Validates a TargetPath: absolute, no '..'. Returns it relative to '/' without trailing slash.</summary>
+    public static string NormalizeTargetPath(string targetPath, string itemSpec)
+    {
+        var value = string.IsNullOrWhiteSpace(targetPath) ? "/" : targetPath.Trim().Replace('\\', '/');
+        if (!value.StartsWith('/') || value.Split('/').Any(part => part == ".."))
+        {
+            throw new ImageBuildException(MsiCodes.TargetPathInvalid,
+                $"InjectedVolume '{itemSpec}' has TargetPath '{targetPath}': it must be an absolute path inside the image without '..' (e.g. /srv/projects/hello/).",
+                itemSpec);
+        }
+        return string.Join('/', value.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != "."));
+    }
+
+    private void Add(Source source)
+    {
+        var target = NormalizeTargetPath(source.TargetPath, source.HostPath);
+        if (Syscall.lstat(source.HostPath, out var rootStat) != 0)
+        {
+            throw new ImageBuildException(MsiCodes.InjectedVolumeMissing,
+                $"The injected path '{source.HostPath}' does not exist. Create it or remove the InjectedVolume item.", source.HostPath);
+        }
+
+        if (!IsDirectory(rootStat))
+        {
+            // A single file injected at TargetPath (a path ending in '/' means "into that folder").
+            var name = source.TargetPath.TrimEnd().EndsWith('/') || target.Length == 0
+                ? Combine(target, Path.GetFileName(source.HostPath))
+                : target;
+            Put(name, source.HostPath, rootStat);
+            return;
+        }
+
+        if (target.Length > 0)
+        {
+            // The folder itself becomes the target folder: it carries the host folder's mode, owner and ACLs.
+            Put(target, source.HostPath, rootStat);
+        }
+        Walk(source.HostPath, target, source.ExcludedTopLevelNames ?? [], topLevel: true);
+    }
+
+    private void Walk(string hostDirectory, string imageDirectory, IReadOnlyCollection<string> excluded, bool topLevel)
+    {
+        string[] names;
+        try
+        {
+            names = Directory.GetFileSystemEntries(hostDirectory, "*", new EnumerationOptions
+            {
+                RecurseSubdirectories = false,
+                AttributesToSkip = 0,
+                IgnoreInaccessible = false,
+                ReturnSpecialDirectories = false,
+            }).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray();
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected folder '{hostDirectory}' cannot be read: {e.Message}. Fix its permissions.", hostDirectory, e);
+        }
+
+        foreach (var name in names)
+        {
+            if (topLevel && excluded.Contains(name))
+            {
+                continue;
+            }
+            var hostPath = Path.Combine(hostDirectory, name);
+            if (Syscall.lstat(hostPath, out var stat) != 0)
+            {
+                throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected file '{hostPath}' cannot be read ({Stdlib.GetLastError()}).", hostPath);
+            }
+            var imagePath = Combine(imageDirectory, name);
+            var type = stat.st_mode & FilePermissions.S_IFMT;
+            if (type is FilePermissions.S_IFSOCK or FilePermissions.S_IFIFO or FilePermissions.S_IFCHR or FilePermissions.S_IFBLK)
+            {
+                _skipped.Add(hostPath);
+                continue;
+            }
+            Put(imagePath, hostPath, stat);
+            if (type == FilePermissions.S_IFDIR)
+            {
+                Walk(hostPath, imagePath, excluded, topLevel: false);
+            }
+        }
+    }
+
+    private void Put(string imagePath, string hostPath, Stat stat)
+    {
+        // A later source replaces a file, a link or a folder-vs-file clash; two folders merge (the later's metadata wins).
+        if (_nodes.TryGetValue(imagePath, out var existing) && IsDirectory(existing.Stat) && !IsDirectory(stat))
+        {
+            var prefix = imagePath + "/";
+            foreach (var key in _nodes.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList())
+            {
+                _nodes.Remove(key);
+            }
+        }
+        _nodes[imagePath] = new Node(imagePath, hostPath, stat);
+    }
+
+    internal static bool IsDirectory(Stat stat) => (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFDIR;
+
+    private static string Combine(string parent, string name) => parent.Length == 0 ? name : parent + "/" + name;
+}

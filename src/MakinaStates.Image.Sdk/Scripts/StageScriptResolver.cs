@@ -1,0 +1,123 @@
+using System.Security.Cryptography;
+using MakinaStates.Image.Sdk.Diagnostics;
+
+namespace MakinaStates.Image.Sdk.Scripts;
+
+/// <summary>
+/// Picks the effective copy of each stage script (stage0.sh..stage3.sh, Dockerfile.stage0 and the small files they
+/// install), highest first: .salt/ (corpus projects) > image_rootfs/bootstrap_scripts/ >
+/// injected_volumes/bootstrap_scripts/ > MsStagePath > the SDK's stage-scripts/.
+/// </summary>
+public sealed class StageScriptResolver(string imageDirectory, string? stagePath, string sdkScriptsDirectory)
+{
+    /// <summary>Where Stage0 records the copies it wrote, so they are not mistaken for user overrides later.</summary>
+    public const string GeneratedManifestName = ".makinastates-generated";
+
+    public sealed record ResolvedScript(string Name, string Path, string Origin);
+
+    public string BootstrapScriptsDirectory => System.IO.Path.Combine(imageDirectory, "injected_volumes", "bootstrap_scripts");
+
+    public bool IsCorpusProject =>
+        Directory.Exists(System.IO.Path.Combine(imageDirectory, ".salt")) && System.IO.Path.Exists(System.IO.Path.Combine(imageDirectory, ".git"));
+
+    public IReadOnlyList<ResolvedScript> ResolveAll()
+    {
+        if (!Directory.Exists(sdkScriptsDirectory))
+        {
+            throw new ImageBuildException(MsiCodes.StageScriptMissing, $"The SDK's stage scripts are missing at '{sdkScriptsDirectory}'. Reinstall the MakinaStates.Image.Sdk package.", sdkScriptsDirectory);
+        }
+        var names = Directory.GetFiles(sdkScriptsDirectory).Select(System.IO.Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal);
+        return names.Select(Resolve).ToList();
+    }
+
+    public ResolvedScript Resolve(string name)
+    {
+        var generated = ReadGeneratedManifest();
+        foreach (var (directory, origin) in Candidates())
+        {
+            var path = System.IO.Path.Combine(directory, name);
+            if (!File.Exists(path))
+            {
+                continue;
+            }
+            // Our own earlier copy in injected_volumes/bootstrap_scripts is not an override.
+            if (directory == BootstrapScriptsDirectory && generated.TryGetValue(name, out var hash) && hash == Hash(path))
+            {
+                continue;
+            }
+            return new ResolvedScript(name, path, origin);
+        }
+        throw new ImageBuildException(MsiCodes.StageScriptMissing,
+            $"No '{name}' was found in .salt/, image_rootfs/bootstrap_scripts/, injected_volumes/bootstrap_scripts/, MsStagePath or the SDK's stage-scripts/.");
+    }
+
+    /// <summary>
+    /// Lays the effective scripts into injected_volumes/bootstrap_scripts/ (the seed's layout), writing only the
+    /// files whose content differs, and records what it wrote.
+    /// </summary>
+    public IReadOnlyList<ResolvedScript> PlaceEffectiveScripts(IReadOnlyList<ResolvedScript> scripts)
+    {
+        Directory.CreateDirectory(BootstrapScriptsDirectory);
+        var placed = new List<ResolvedScript>();
+        var manifest = new List<string>();
+        foreach (var script in scripts)
+        {
+            var destination = System.IO.Path.Combine(BootstrapScriptsDirectory, script.Name);
+            if (!string.Equals(System.IO.Path.GetFullPath(destination), System.IO.Path.GetFullPath(script.Path), StringComparison.Ordinal)
+                && (!File.Exists(destination) || Hash(destination) != Hash(script.Path)))
+            {
+                // Temp name then rename: a reader never sees a half-written script.
+                var temporary = destination + ".tmp";
+                File.Copy(script.Path, temporary, overwrite: true);
+                File.Move(temporary, destination, overwrite: true);
+            }
+            if (script.Name.EndsWith(".sh", StringComparison.Ordinal) && !OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(destination, File.GetUnixFileMode(destination) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            }
+            manifest.Add($"{script.Name} {Hash(destination)}");
+            placed.Add(script with { Path = destination });
+        }
+        File.WriteAllLines(System.IO.Path.Combine(BootstrapScriptsDirectory, GeneratedManifestName), manifest);
+        return placed;
+    }
+
+    private IEnumerable<(string Directory, string Origin)> Candidates()
+    {
+        if (IsCorpusProject)
+        {
+            yield return (System.IO.Path.Combine(imageDirectory, ".salt"), ".salt/");
+        }
+        yield return (System.IO.Path.Combine(imageDirectory, "image_rootfs", "bootstrap_scripts"), "image_rootfs/bootstrap_scripts/");
+        yield return (BootstrapScriptsDirectory, "injected_volumes/bootstrap_scripts/");
+        if (!string.IsNullOrWhiteSpace(stagePath))
+        {
+            yield return (stagePath, "MsStagePath");
+        }
+        yield return (sdkScriptsDirectory, "the SDK's stage-scripts/");
+    }
+
+    private Dictionary<string, string> ReadGeneratedManifest()
+    {
+        var path = System.IO.Path.Combine(BootstrapScriptsDirectory, GeneratedManifestName);
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (File.Exists(path))
+        {
+            foreach (var line in File.ReadAllLines(path))
+            {
+                var space = line.LastIndexOf(' ');
+                if (space > 0)
+                {
+                    result[line[..space]] = line[(space + 1)..];
+                }
+            }
+        }
+        return result;
+    }
+
+    internal static string Hash(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+}

@@ -1,0 +1,46 @@
+using System.Text.RegularExpressions;
+using MakinaStates.Image.Sdk.Diagnostics;
+
+namespace MakinaStates.Image.Sdk.Settings;
+
+/// <summary>A Docker image reference split into repository and tag, validated with the engine's own grammar.</summary>
+public sealed partial record ImageReference(string Repository, string? Tag)
+{
+    // distribution/reference: lowercase path components, an optional registry host[:port], an optional tag.
+    [GeneratedRegex(@"^(?:(?<host>[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)/)?" +
+                    @"(?<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)" +
+                    @"(?::(?<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")]
+    private static partial Regex Grammar();
+
+    public static ImageReference Parse(string? value, string settingName)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            throw new ImageBuildException(MsiCodes.ImageMissing,
+                $"{settingName} is not set. Set it in the project (<{settingName}>mycompany/myimage</{settingName}>), with -p:{settingName}=..., or with the MS_IMAGE environment variable.");
+        }
+
+        var match = Grammar().Match(value);
+        // A first component without '.', ':' or "localhost" is a path, not a registry host (docker's rule).
+        if (match.Success && match.Groups["host"].Success)
+        {
+            var host = match.Groups["host"].Value;
+            if (!host.Contains('.') && !host.Contains(':') && host != "localhost" && host != host.ToLowerInvariant())
+            {
+                match = Match.Empty;
+            }
+        }
+        if (!match.Success)
+        {
+            throw new ImageBuildException(MsiCodes.ImageInvalid,
+                $"{settingName} '{value}' is not a valid image reference: use lowercase letters, digits and separators (. _ -), components separated by '/', an optional registry host[:port]/ and an optional :tag (e.g. mycompany/hello or registry.example:5000/team/app:1.0).");
+        }
+
+        var repository = match.Groups["host"].Success ? $"{match.Groups["host"].Value}/{match.Groups["path"].Value}" : match.Groups["path"].Value;
+        return new ImageReference(repository, match.Groups["tag"].Success ? match.Groups["tag"].Value : null);
+    }
+
+    public string WithTag(string tag) => $"{Repository}:{tag}";
+
+    public override string ToString() => Tag is null ? Repository : $"{Repository}:{Tag}";
+}

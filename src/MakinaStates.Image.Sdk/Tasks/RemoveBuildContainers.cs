@@ -1,0 +1,21 @@
+using MakinaStates.Image.Sdk.Engine;
+using Microsoft.Build.Framework;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>After a failed stage: removes every container this build made, so nothing is left behind.</summary>
+public sealed class RemoveBuildContainers : ImageBuildTask
+{
+    public string MsDockerHost { get; set; } = "";
+
+    protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(BuildId))
+        {
+            return;
+        }
+        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, CleanupToken()).ConfigureAwait(false);
+        var removed = await engine.RemoveBuildContainersAsync(BuildId, CleanupToken()).ConfigureAwait(false);
+        Log.LogMessage(MessageImportance.Normal, "Removed {0} container(s) of build {1}.", removed, BuildId);
+    }
+}

@@ -1,0 +1,125 @@
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Scripts;
+using MakinaStates.Image.Sdk.Settings;
+using Microsoft.Build.Framework;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>
+/// Stage0: resolve and validate every setting, reach the engine, lay out the data and image directories,
+/// put the effective stage scripts in place and print the seed's report of the settings.
+/// </summary>
+public sealed class Stage0PrepareBuild : ImageBuildTask
+{
+    [Required] public string MsImage { get; set; } = "";
+    public string MsBase { get; set; } = "scratch";
+    [Required] public string MsDataDir { get; set; } = "";
+    [Required] public string MsImageDir { get; set; } = "";
+    public string MsCommand { get; set; } = "";
+    public string MsOs { get; set; } = "debian";
+    public string MsOsRelease { get; set; } = "bookworm";
+    public string MsOsMirror { get; set; } = "";
+    public string MsBaseImage { get; set; } = "";
+    public string MsStagePath { get; set; } = "";
+    public string MsDockerHost { get; set; } = "";
+    [Required] public string SdkStageScriptsDirectory { get; set; } = "";
+
+    /// <summary>Where the host's apt sources live (a test points it elsewhere).</summary>
+    public string AptConfigurationDirectory { get; set; } = "/etc/apt";
+
+    [Output] public string ResolvedOsMirror { get; private set; } = "";
+    [Output] public string ResolvedBaseImagePath { get; private set; } = "";
+    [Output] public string ImageCandidate { get; private set; } = "";
+    [Output] public string Stage1Name { get; private set; } = "";
+    [Output] public string Stage2Name { get; private set; } = "";
+    [Output] public string Stage1Image { get; private set; } = "";
+    [Output] public string NewBuildId { get; private set; } = "";
+    [Output] public string BootstrapScriptsDirectory { get; private set; } = "";
+    [Output] public ITaskItem[] StageScripts { get; private set; } = [];
+
+    protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        var image = ImageReference.Parse(MsImage, "MsImage");
+        if (ShellWords.Split(MsCommand).Count == 0)
+        {
+            throw new ImageBuildException(MsiCodes.CommandEmpty, "MsCommand is empty: it is the image's command (PID 1). Leave it unset for /sbin/init or set a command.");
+        }
+
+        ImageCandidate = image.WithTag("candidate");
+        Stage1Image = $"{image.Repository}-stage1:latest";
+        NewBuildId = Guid.NewGuid().ToString("N");
+        var stem = image.Repository.Replace('/', '-').Replace(':', '-');
+        Stage1Name = $"{stem}-stage1-{NewBuildId[..12]}";
+        Stage2Name = $"{stem}-stage2-{NewBuildId[..12]}";
+
+        var baseImagePath = Path.IsPathRooted(MsBaseImage) ? MsBaseImage : Path.Combine(MsDataDir, MsBaseImage);
+        ResolvedBaseImagePath = baseImagePath;
+        var isScratch = string.Equals(MsBase, "scratch", StringComparison.Ordinal);
+        ResolvedOsMirror = !string.IsNullOrWhiteSpace(MsOsMirror) ? MsOsMirror.Trim() : AptMirrorDiscovery.FindMirror(MsOsRelease, AptConfigurationDirectory) ?? "";
+        if (isScratch && !File.Exists(baseImagePath) && ResolvedOsMirror.Length == 0)
+        {
+            throw new ImageBuildException(MsiCodes.MirrorNotFound,
+                $"MsOsMirror is not set and no apt source of this host serves '{MsOsRelease}' (looked in {AptConfigurationDirectory}/sources.list and sources.list.d/). Set MsOsMirror (or MS_OS_MIRROR) to a {MsOs} mirror URL.");
+        }
+
+        PrepareDirectories();
+        var resolver = new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory);
+        var scripts = resolver.ResolveAll();
+        foreach (var script in scripts.Where(s => s.Name.StartsWith("stage", StringComparison.Ordinal)))
+        {
+            Log.LogMessage(MessageImportance.Normal, "{0}: using {1} from {2}", script.Name, script.Path, script.Origin);
+        }
+        var placed = resolver.PlaceEffectiveScripts(scripts);
+        BootstrapScriptsDirectory = resolver.BootstrapScriptsDirectory;
+        StageScripts = placed.Select(s =>
+        {
+            var item = new Microsoft.Build.Utilities.TaskItem(s.Path);
+            item.SetMetadata("ScriptName", s.Name);
+            item.SetMetadata("Origin", s.Origin);
+            return (ITaskItem)item;
+        }).ToArray();
+
+        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        var version = await engine.Client.System.GetVersionAsync(cancellationToken).ConfigureAwait(false);
+
+        // The seed's report of the effective settings.
+        Log.LogMessage(MessageImportance.High, "MakinaStates image build {0}", NewBuildId);
+        foreach (var (name, value) in new (string, string)[]
+        {
+            ("MS_IMAGE", MsImage), ("MS_BASE", MsBase), ("MS_IMAGE_DIR", MsImageDir), ("MS_DATA_DIR", MsDataDir),
+            ("MS_COMMAND", MsCommand), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
+            ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
+            ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
+            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("DOCKER_HOST", $"{engine.Endpoint} (Docker {version.Version}, API {version.APIVersion})"),
+        })
+        {
+            Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, value);
+        }
+    }
+
+    private void PrepareDirectories()
+    {
+        foreach (var directory in new[] { MsDataDir, MsImageDir, Path.Combine(MsImageDir, "injected_volumes", "bootstrap_scripts") })
+        {
+            try
+            {
+                Directory.CreateDirectory(directory);
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                throw new ImageBuildException(MsiCodes.DataDirNotWritable, $"Cannot create '{directory}': {e.Message}. Make it writable or point MsDataDir / MsImageDir elsewhere.", directory, e);
+            }
+        }
+        var probe = Path.Combine(MsDataDir, $".write-probe-{Environment.ProcessId}");
+        try
+        {
+            File.WriteAllText(probe, "");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new ImageBuildException(MsiCodes.DataDirNotWritable, $"MsDataDir '{MsDataDir}' is not writable: {e.Message}. Fix its permissions or set MsDataDir (MS_DATA_DIR) to a writable folder.", MsDataDir, e);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Injection;
+using MakinaStates.Image.Sdk.Settings;
+using Microsoft.Build.Framework;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>
+/// Stage2: create the build container from the stage1 image with systemd as PID 1, copy the merged injected tree
+/// to '/' (POSIX ACLs included: the seed's reason for not using Dockerfile ADD), boot, wait for systemd, run stage2.sh.
+/// The container stays for Stage3; on failure it is removed here.
+/// </summary>
+public sealed class Stage2BootAndInject : ImageBuildTask
+{
+    /// <summary>Top-level names of injected_volumes/ and image_rootfs/ that are build inputs, not image content.</summary>
+    private static readonly string[] BuildOnlyNames = ["bootstrap_scripts"];
+
+    [Required] public string MsImage { get; set; } = "";
+    [Required] public string MsImageDir { get; set; } = "";
+    [Required] public string MsCommand { get; set; } = "";
+    [Required] public string Stage1ImageId { get; set; } = "";
+    [Required] public string Stage2Name { get; set; } = "";
+    [Required] public string BootstrapScriptsDirectory { get; set; } = "";
+    public ITaskItem[] InjectedVolumes { get; set; } = [];
+    public string MsDockerHost { get; set; } = "";
+    public int BootTimeoutSeconds { get; set; } = 180;
+
+    [Output] public string ContainerId { get; private set; } = "";
+
+    protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        var tree = InjectedTree.Collect(InjectionSources());
+        foreach (var skipped in tree.Skipped)
+        {
+            LogCodedWarning(MsiCodes.SpecialFileSkipped, $"'{skipped}' is a socket, FIFO or device: it is not injected into the image.", skipped);
+        }
+
+        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
+        var created = await engine.Client.Containers.CreateContainerAsync(
+            SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion),
+            cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            await ArchiveUpload.UploadAsync(engine, created.ID,
+                InjectedTree.Collect([new InjectedTree.Source(BootstrapScriptsDirectory, "/docker/bootstrap_scripts/")]), cancellationToken).ConfigureAwait(false);
+            await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken).ConfigureAwait(false);
+            Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
+
+            await engine.Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            await SystemdBoot.WaitAsync(engine, created.ID, TimeSpan.FromSeconds(BootTimeoutSeconds),
+                message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
+
+            var result = await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/bash", "/docker/bootstrap_scripts/stage2.sh"],
+                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage2: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (result.ExitCode != 0)
+            {
+                throw new ImageBuildException(MsiCodes.Stage2ScriptFailed,
+                    $"stage2.sh failed with exit code {result.ExitCode}. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, result.LastLines)}",
+                    Path.Combine(BootstrapScriptsDirectory, "stage2.sh"));
+            }
+            ContainerId = created.ID;
+        }
+        catch
+        {
+            await engine.RemoveContainerAsync(created.ID, CleanupToken()).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private IEnumerable<InjectedTree.Source> InjectionSources()
+    {
+        // The seed's defaults: injected_volumes/ as-is, then image_rootfs/ overriding it; then the InjectedVolume items.
+        foreach (var folder in new[] { "injected_volumes", "image_rootfs" })
+        {
+            var path = Path.Combine(MsImageDir, folder);
+            if (Directory.Exists(path))
+            {
+                yield return new InjectedTree.Source(path, "/", BuildOnlyNames);
+            }
+        }
+        foreach (var item in InjectedVolumes)
+        {
+            var path = item.GetMetadata("FullPath");
+            yield return new InjectedTree.Source(string.IsNullOrEmpty(path) ? item.ItemSpec : path, item.GetMetadata("TargetPath") is { Length: > 0 } target ? target : "/");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Settings;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>
+/// Stage3: run the user's stage3.sh in the booted container, save the ACLs (docker commit drops them), stop
+/// systemd cleanly and commit the candidate. The container is removed in every case.
+/// </summary>
+public sealed class Stage3BuildAndCommit : ImageBuildTask
+{
+    /// <summary>
+    /// getfacl over the real file systems only (-s: just files with extended ACLs, so the restore at boot is quick);
+    /// /acls.restore tells the ACL-restore unit of stage1 to apply them at the next boot. /docker goes away here:
+    /// it held the build-time scripts.
+    /// </summary>
+    internal const string SaveAclsCommand =
+        "set -e; cd /; rm -rf /docker; " +
+        "dirs=$(for d in /*; do case \"$d\" in /proc|/sys|/dev|/run|/tmp) ;; *) [ -d \"$d\" ] && [ ! -L \"$d\" ] && printf '%s\\n' \"$d\";; esac; done); " +
+        "getfacl -R -s -p $dirs > /acls.txt 2>/dev/null || true; touch /acls.restore";
+
+    [Required] public string MsImage { get; set; } = "";
+    [Required] public string MsCommand { get; set; } = "";
+    [Required] public string ContainerId { get; set; } = "";
+    [Required] public string ImageCandidate { get; set; } = "";
+    public string MsDockerHost { get; set; } = "";
+    public int StopTimeoutSeconds { get; set; } = 60;
+
+    [Output] public ITaskItem? Candidate { get; private set; }
+
+    protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", "/docker/bootstrap_scripts/stage3.sh"],
+                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage3: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (result.ExitCode != 0)
+            {
+                throw new ImageBuildException(MsiCodes.Stage3ScriptFailed,
+                    $"stage3.sh failed with exit code {result.ExitCode}; no candidate was tagged. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, result.LastLines)}");
+            }
+
+            var save = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/sh", "-c", SaveAclsCommand], null,
+                line => Log.LogMessage(MessageImportance.Low, "acl-save: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (save.ExitCode != 0)
+            {
+                throw new ImageBuildException(MsiCodes.CommitFailed, $"Saving the ACLs to /acls.txt failed (exit code {save.ExitCode}): {string.Join(" ", save.LastLines)}");
+            }
+
+            // SIGRTMIN+3 (the container's stop signal) lets systemd shut down cleanly before the commit.
+            await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
+
+            var image = ImageReference.Parse(MsImage, "MsImage");
+            var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
+            {
+                ContainerID = ContainerId,
+                Cmd = ShellWords.Split(MsCommand).ToList(),
+                StopSignal = SystemdContainerSpec.StopSignal,
+                Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                Labels = new Dictionary<string, string>
+                {
+                    [BuildLabels.Image] = MsImage,
+                    // Commit merges the container's labels in: blank the per-build ones.
+                    [BuildLabels.BuildId] = "",
+                    [BuildLabels.OwnerPid] = "",
+                    [BuildLabels.Stage] = "",
+                },
+            }, cancellationToken).ConfigureAwait(false);
+
+            // Committed untagged first, tagged only once complete: a failure never touches the previous candidate.
+            var (repository, tag) = Stage1BaseImage.SplitTag(ImageCandidate);
+            await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+
+            var item = new TaskItem(ImageCandidate);
+            item.SetMetadata("ImageId", commit.ID);
+            item.SetMetadata("Repository", image.Repository);
+            item.SetMetadata("Tag", tag);
+            Candidate = item;
+            Log.LogMessage(MessageImportance.High, "Check image tag: {0}", ImageCandidate);
+        }
+        finally
+        {
+            await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+        }
+    }
+}

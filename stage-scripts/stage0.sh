@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Stage0: create the OS base tarball ($MS_DATA_DIR/$MS_BASEIMAGE) with debootstrap.
+# Runs on the build host (as root, with debootstrap) or inside the stage0 builder container.
+# The tarball is written under a temporary name and renamed, so an interrupted run never
+# leaves a truncated tarball that a later build would reuse ("delete it to redo").
+set -euo pipefail
+
+: "${MS_DATA_DIR:?MS_DATA_DIR is required}"
+: "${MS_OS:=debian}"
+: "${MS_OS_RELEASE:=bookworm}"
+: "${MS_OS_MIRROR:?MS_OS_MIRROR is required}"
+: "${MS_BASEIMAGE:=baseimage-${MS_OS}-${MS_OS_RELEASE}.tar.xz}"
+
+target="${MS_DATA_DIR%/}/${MS_BASEIMAGE}"
+mkdir -p "$(dirname "$target")"
+work="$(mktemp -d "${MS_DATA_DIR%/}/.stage0.XXXXXX")"
+tmp_tar="${target}.partial.$$"
+cleanup() { rm -rf "$work"; rm -f "$tmp_tar"; }
+trap cleanup EXIT
+
+packages="systemd,systemd-sysv,dbus,acl,rsync,ca-certificates"
+echo "stage0: debootstrap ${MS_OS} ${MS_OS_RELEASE} from ${MS_OS_MIRROR} (${packages})"
+debootstrap --variant=minbase --include="${packages}" "${MS_OS_RELEASE}" "$work/rootfs" "${MS_OS_MIRROR}"
+
+# The image's own apt sources point at the same mirror the base was made from.
+echo "deb ${MS_OS_MIRROR} ${MS_OS_RELEASE} main" > "$work/rootfs/etc/apt/sources.list"
+rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+: > "$work/rootfs/etc/machine-id"
+
+echo "stage0: compressing to ${target}"
+case "$target" in
+  *.tar.xz) compress=(xz -T0 -3 -c) ;;
+  *.tar.gz|*.tgz) compress=(gzip -c) ;;
+  *.tar) compress=(cat) ;;
+  *) echo "stage0: unsupported base tarball name ${target} (use .tar.xz, .tar.gz or .tar)" >&2; exit 2 ;;
+esac
+tar -C "$work/rootfs" --numeric-owner --xattrs --acls -cf - . | "${compress[@]}" > "$tmp_tar"
+mv -f "$tmp_tar" "$target"
+echo "stage0: wrote ${target} ($(du -h "$target" | cut -f1))"

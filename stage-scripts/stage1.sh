@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Stage1: turn the OS base into a container-friendly systemd image.
+# Runs once per change of the base or of these scripts (the stage1 image is cached by a build key).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+here="$(cd "$(dirname "$0")" && pwd)"
+
+echo "stage1: container-friendly systemd (${MS_OS:-?} ${MS_OS_RELEASE:-?})"
+# Nothing to do for these in a container: no consoles, no devices to manage, no first-boot wizard,
+# no kernel file systems to mount or remount.
+for unit in \
+    getty.target console-getty.service getty@tty1.service serial-getty@.service \
+    systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket systemd-udev-trigger.service \
+    systemd-udev-settle.service systemd-firstboot.service systemd-remount-fs.service \
+    sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount sys-fs-fuse-connections.mount \
+    dev-hugepages.mount systemd-modules-load.service systemd-sysctl.service \
+    systemd-hwdb-update.service systemd-random-seed.service systemd-machine-id-commit.service \
+    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
+  ln -sf /dev/null "/etc/systemd/system/${unit}"
+done
+
+# docker commit drops POSIX ACLs: Stage3 saves them to /acls.txt and this unit puts them back at boot.
+install -m 0644 "$here/makinastates-acl-restore.service" /etc/systemd/system/makinastates-acl-restore.service
+mkdir -p /etc/systemd/system/sysinit.target.wants
+ln -sf ../makinastates-acl-restore.service /etc/systemd/system/sysinit.target.wants/makinastates-acl-restore.service
+
+# Survival kit: what the later stages rely on.
+missing=()
+for tool in setfacl getfacl rsync; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "stage1: installing acl rsync (missing: ${missing[*]})"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends acl rsync && rm -rf /var/lib/apt/lists/*
+fi
+echo "stage1: done"

@@ -1,0 +1,21 @@
+using Microsoft.Build.Locator;
+
+[assembly: DoNotParallelize]
+// Image builds need a Linux host (systemd images, POSIX ACLs).
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
+namespace MakinaStates.Image.Sdk.Tests.Support;
+
+[TestClass]
+public static class TestAssembly
+{
+    /// <summary>MSBuild must be located before any Microsoft.Build type is loaded.</summary>
+    [AssemblyInitialize]
+    public static void Initialize(TestContext _)
+    {
+        if (!MSBuildLocator.IsRegistered)
+        {
+            MSBuildLocator.RegisterDefaults();
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.Text;
+using MakinaStates.Image.Sdk.Injection;
+using Mono.Unix.Native;
+
+namespace MakinaStates.Image.Sdk.Tests.Unit;
+
+/// <summary>The tar stream of the injected tree, read back by System.Formats.Tar and extracted by GNU tar.</summary>
+[TestClass]
+public sealed class InjectedTreeArchiveTests
+{
+    private string _root = "";
+
+    [TestInitialize]
+    public void CreateTree()
+    {
+        _root = Directory.CreateTempSubdirectory("tree-").FullName;
+        var src = Path.Combine(_root, "src");
+        Directory.CreateDirectory(Path.Combine(src, "etc", "app"));
+        Directory.CreateDirectory(Path.Combine(src, "empty dir"));
+        File.WriteAllText(Path.Combine(src, "etc", "app", "conf ünïcode.txt"), "hello");
+        File.WriteAllText(Path.Combine(src, "etc", "app", "setuid"), "#!/bin/sh\n");
+        // chown clears setuid, so owner first.
+        Assert.AreEqual(0, Syscall.lchown(Path.Combine(src, "etc", "app", "setuid"), 4242, 4243));
+        Assert.AreEqual(0, Syscall.chmod(Path.Combine(src, "etc", "app", "setuid"), (FilePermissions)Convert.ToUInt32("4755", 8)));
+        File.CreateSymbolicLink(Path.Combine(src, "etc", "relative"), "app/conf ünïcode.txt");
+        File.CreateSymbolicLink(Path.Combine(src, "etc", "absolute"), "/etc/hostname");
+        File.CreateSymbolicLink(Path.Combine(src, "etc", "dangling"), "/nowhere/at/all");
+        File.WriteAllText(Path.Combine(src, "first"), "linked");
+        Assert.AreEqual(0, Syscall.link(Path.Combine(src, "first"), Path.Combine(src, "second")));
+        Assert.AreEqual(0, Syscall.lsetxattr(Path.Combine(src, "first"), "user.binary", [0x92, 0x00, 0xFF, 0x41]));
+    }
+
+    [TestCleanup]
+    public void RemoveTree() => Directory.Delete(_root, recursive: true);
+
+    [TestMethod]
+    public async Task Archive_keeps_types_modes_owners_and_links()
+    {
+        var tree = InjectedTree.Collect([new InjectedTree.Source(Path.Combine(_root, "src"), "/opt/x/")]);
+        using var buffer = new MemoryStream();
+        await InjectedTreeArchive.WriteAsync(tree, buffer, CancellationToken.None);
+        buffer.Position = 0;
+
+        var entries = new Dictionary<string, TarEntry>();
+        using (var reader = new TarReader(buffer, leaveOpen: true))
+        {
+            while (reader.GetNextEntry(copyData: true) is { } entry)
+            {
+                entries[entry.Name] = entry;
+            }
+        }
+
+        Assert.AreEqual(TarEntryType.Directory, entries["opt/x/"].EntryType);
+        Assert.AreEqual(TarEntryType.Directory, entries["opt/x/empty dir/"].EntryType);
+        Assert.AreEqual("hello", new StreamReader(entries["opt/x/etc/app/conf ünïcode.txt"].DataStream!).ReadToEnd());
+        var setuid = entries["opt/x/etc/app/setuid"];
+        Assert.AreEqual(4242, setuid.Uid);
+        Assert.AreEqual(4243, setuid.Gid);
+        Assert.IsTrue(setuid.Mode.HasFlag(UnixFileMode.SetUser), setuid.Mode.ToString());
+        Assert.AreEqual(TarEntryType.SymbolicLink, entries["opt/x/etc/relative"].EntryType);
+        Assert.AreEqual("app/conf ünïcode.txt", entries["opt/x/etc/relative"].LinkName);
+        Assert.AreEqual("/etc/hostname", entries["opt/x/etc/absolute"].LinkName);
+        Assert.AreEqual("/nowhere/at/all", entries["opt/x/etc/dangling"].LinkName);
+        Assert.AreEqual(TarEntryType.RegularFile, entries["opt/x/first"].EntryType);
+        Assert.AreEqual(TarEntryType.HardLink, entries["opt/x/second"].EntryType);
+        Assert.AreEqual("opt/x/first", entries["opt/x/second"].LinkName);
+
+        // Binary xattr values travel byte for byte in the PAX record (System.Formats.Tar would re-encode them).
+        var raw = buffer.ToArray();
+        var record = Encoding.ASCII.GetBytes("SCHILY.xattr.user.binary=").Concat(new byte[] { 0x92, 0x00, 0xFF, 0x41, (byte)'\n' }).ToArray();
+        Assert.IsTrue(raw.AsSpan().IndexOf(record) >= 0, "raw xattr record not found in the archive");
+    }
+
+    [TestMethod]
+    public async Task Acls_travel_as_the_kernels_raw_xattr_values()
+    {
+        var src = Path.Combine(_root, "src");
+        Run("setfacl", "-m", "u:4242:rw", Path.Combine(src, "first"));
+        Run("setfacl", "-d", "-m", "g:4243:rx", Path.Combine(src, "etc"));
+        Assert.IsTrue(Syscall.lgetxattr(Path.Combine(src, "first"), "system.posix_acl_access", out byte[] access) > 0);
+        Assert.IsTrue(Syscall.lgetxattr(Path.Combine(src, "etc"), "system.posix_acl_default", out byte[] defaults) > 0);
+
+        var tree = InjectedTree.Collect([new InjectedTree.Source(src, "/")]);
+        using var buffer = new MemoryStream();
+        await InjectedTreeArchive.WriteAsync(tree, buffer, CancellationToken.None);
+        var raw = buffer.ToArray();
+        byte[] Record(string name, byte[] value) => Encoding.ASCII.GetBytes($"SCHILY.xattr.{name}=").Concat(value).Append((byte)'\n').ToArray();
+        Assert.IsTrue(raw.AsSpan().IndexOf(Record("system.posix_acl_access", access)) >= 0, "access ACL record missing");
+        Assert.IsTrue(raw.AsSpan().IndexOf(Record("system.posix_acl_default", defaults)) >= 0, "default ACL record missing");
+    }
+
+    [TestMethod]
+    public async Task Gnu_tar_reads_the_archive_back()
+    {
+        var src = Path.Combine(_root, "src");
+        var tree = InjectedTree.Collect([new InjectedTree.Source(src, "/")]);
+        var archive = Path.Combine(_root, "tree.tar");
+        await using (var file = File.Create(archive))
+        {
+            await InjectedTreeArchive.WriteAsync(tree, file, CancellationToken.None);
+        }
+        var dest = Directory.CreateDirectory(Path.Combine(_root, "dest")).FullName;
+        Run("tar", "--xattrs", "--xattrs-include=user.*", "--numeric-owner", "-xpf", archive, "-C", dest);
+
+        Assert.IsTrue(Syscall.lgetxattr(Path.Combine(dest, "first"), "user.binary", out byte[] value) > 0);
+        CollectionAssert.AreEqual(new byte[] { 0x92, 0x00, 0xFF, 0x41 }, value);
+        Assert.AreEqual(0, Syscall.lstat(Path.Combine(dest, "second"), out var second));
+        Assert.AreEqual(0, Syscall.lstat(Path.Combine(dest, "first"), out var first));
+        Assert.AreEqual(first.st_ino, second.st_ino, "hardlink pair became two files");
+        Assert.AreEqual(0, Syscall.lstat(Path.Combine(dest, "etc", "app", "setuid"), out var setuid));
+        Assert.AreEqual((4242u, 4243u), (setuid.st_uid, setuid.st_gid));
+        Assert.AreEqual("4755", Convert.ToString((uint)setuid.st_mode & 0xFFF, 8));
+        Assert.AreEqual("/nowhere/at/all", new FileInfo(Path.Combine(dest, "etc", "dangling")).LinkTarget);
+        Assert.AreEqual("hello", File.ReadAllText(Path.Combine(dest, "etc", "app", "conf ünïcode.txt")));
+        Assert.IsTrue(Directory.Exists(Path.Combine(dest, "empty dir")));
+    }
+
+    private static string Run(string program, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.AreEqual(0, process.ExitCode, $"{program} {string.Join(' ', arguments)}: {error}");
+        return output;
+    }
+}
