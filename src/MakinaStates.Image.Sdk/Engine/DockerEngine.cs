@@ -71,6 +71,21 @@ public sealed class DockerEngine : IDisposable
         }
     }
 
+    /// <summary>Removes one tag; the image stays while another tag names it. A tag already gone is fine.</summary>
+    public async Task UntagAsync(string reference)
+    {
+        try
+        {
+            await Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { NoPrune = true }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (DockerImageNotFoundException)
+        {
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+    }
+
     /// <summary>Removes a container and its anonymous volumes; a container already gone is fine.</summary>
     public async Task RemoveContainerAsync(string id, CancellationToken cancellationToken)
     {

@@ -12,7 +12,7 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed class Stage0PrepareBuild : ImageBuildTask
 {
-    [Required] public string MsImage { get; set; } = "";
+    public string MsImage { get; set; } = "";
     public string MsBase { get; set; } = "scratch";
     [Required] public string MsDataDir { get; set; } = "";
     [Required] public string MsImageDir { get; set; } = "";

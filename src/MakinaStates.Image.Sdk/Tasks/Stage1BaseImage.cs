@@ -60,6 +60,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", MsImage),
         }, cancellationToken).ConfigureAwait(false);
+        string? temporaryReference = null;
         try
         {
             await ArchiveUpload.UploadAsync(engine, container.ID, BootstrapScriptsTree(), cancellationToken).ConfigureAwait(false);
@@ -85,9 +86,14 @@ public sealed class Stage1BaseImage : ImageBuildTask
                     $"stage1.sh failed with exit code {exit.StatusCode}. Last lines:{Environment.NewLine}{tail}", Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
             }
 
+            var (repository, tag) = SplitTag(Stage1Image);
+            var temporaryTag = $"build-{BuildId}";
+            temporaryReference = $"{repository}:{temporaryTag}";
             var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
             {
                 ContainerID = container.ID,
+                RepositoryName = repository,
+                Tag = temporaryTag,
                 Cmd = ["/sbin/init"],
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Labels = new Dictionary<string, string>
@@ -100,16 +106,16 @@ public sealed class Stage1BaseImage : ImageBuildTask
                     [BuildLabels.Stage] = "",
                 },
             }, cancellationToken).ConfigureAwait(false);
-            var (repository, tag) = SplitTag(Stage1Image);
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
-            if (existing is not null && existing.ID != commit.ID)
-            {
-                await RemoveImageQuietlyAsync(engine, existing.ID).ConfigureAwait(false);
-            }
         }
         finally
         {
+            // Drops the build-private tag: after success the image keeps its real tag; after a failure it goes.
+            if (temporaryReference is not null)
+            {
+                await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
+            }
             await engine.RemoveContainerAsync(container.ID, CleanupToken()).ConfigureAwait(false);
         }
     }
@@ -154,7 +160,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
     private string Stage1Key(string baseImageId)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        hash.AppendData(Encoding.UTF8.GetBytes($"base={baseImageId}\nos={MsOs}\nrelease={MsOsRelease}\n"));
+        // The SDK build is part of the key: how a stage1 container is run is the SDK's code, not only the scripts.
+        var sdk = typeof(Stage1BaseImage).Assembly.ManifestModule.ModuleVersionId;
+        hash.AppendData(Encoding.UTF8.GetBytes($"sdk={sdk}\nbase={baseImageId}\nos={MsOs}\nrelease={MsOsRelease}\n"));
         foreach (var file in Directory.GetFiles(BootstrapScriptsDirectory).Order(StringComparer.Ordinal))
         {
             var name = Path.GetFileName(file);
@@ -175,17 +183,5 @@ public sealed class Stage1BaseImage : ImageBuildTask
     {
         var colon = reference.LastIndexOf(':');
         return colon > reference.LastIndexOf('/') ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
-    }
-
-    private static async System.Threading.Tasks.Task RemoveImageQuietlyAsync(DockerEngine engine, string id)
-    {
-        try
-        {
-            await engine.Client.Images.DeleteImageAsync(id, new ImageDeleteParameters(), CleanupToken()).ConfigureAwait(false);
-        }
-        catch (Docker.DotNet.DockerApiException)
-        {
-            // Still used by a container or another tag: leave it.
-        }
     }
 }

@@ -35,6 +35,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        string? temporaryReference = null;
         try
         {
             var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", "/docker/bootstrap_scripts/stage3.sh"],
@@ -56,9 +57,16 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
 
             var image = ImageReference.Parse(MsImage, "MsImage");
+            // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
+            // previous candidate, and the new image is never untagged (a concurrent prune cannot take it).
+            var (repository, tag) = Stage1BaseImage.SplitTag(ImageCandidate);
+            var temporaryTag = $"build-{BuildId}";
+            temporaryReference = $"{repository}:{temporaryTag}";
             var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
             {
                 ContainerID = ContainerId,
+                RepositoryName = repository,
+                Tag = temporaryTag,
                 Cmd = ShellWords.Split(MsCommand).ToList(),
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -72,9 +80,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 },
             }, cancellationToken).ConfigureAwait(false);
 
-            // Committed untagged first, tagged only once complete: a failure never touches the previous candidate.
-            var (repository, tag) = Stage1BaseImage.SplitTag(ImageCandidate);
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+
+            await PrunePreviousImagesAsync(engine).ConfigureAwait(false);
 
             var item = new TaskItem(ImageCandidate);
             item.SetMetadata("ImageId", commit.ID);
@@ -85,7 +93,40 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         }
         finally
         {
+            // Drops the build-private tag: after success the image keeps its real tag; after a failure it goes.
+            if (temporaryReference is not null)
+            {
+                await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
+            }
             await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The candidate and stage1 images this one replaced are now untagged: remove those of this image project
+    /// that no container uses, so repeated builds do not pile up images.
+    /// </summary>
+    private async System.Threading.Tasks.Task PrunePreviousImagesAsync(DockerEngine engine)
+    {
+        try
+        {
+            var pruned = await engine.Client.Images.PruneImagesAsync(new ImagesPruneParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>>
+                {
+                    ["dangling"] = new Dictionary<string, bool> { ["true"] = true },
+                    ["label"] = new Dictionary<string, bool> { [$"{BuildLabels.Image}={MsImage}"] = true },
+                },
+            }, CleanupToken()).ConfigureAwait(false);
+            if (pruned.ImagesDeleted is { Count: > 0 } deleted)
+            {
+                Log.LogMessage(MessageImportance.Low, "Removed {0} replaced image layer(s) of {1}.", deleted.Count, MsImage);
+            }
+        }
+        catch (Docker.DotNet.DockerApiException e)
+        {
+            // A prune already running on the engine (another build) is not a reason to fail this one.
+            Log.LogMessage(MessageImportance.Low, "Pruning replaced images skipped: {0}", e.Message);
         }
     }
 }

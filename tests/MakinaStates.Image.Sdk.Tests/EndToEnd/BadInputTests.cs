@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
+
+/// <summary>Bad input gives a coded error naming what is wrong, and leaves nothing behind.</summary>
+[TestClass]
+public sealed class BadInputTests
+{
+    [TestMethod]
+    public async Task Missing_image_is_MSI0001()
+    {
+        Repository.RequirePackedSdk();
+        using var project = new ImageProject("");
+        var build = await DotnetBuild.RunAsync(project.ProjectFile, environment: new Dictionary<string, string?> { ["MS_IMAGE"] = null });
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0001");
+        StringAssert.Contains(build.Output, "MsImage");
+    }
+
+    [TestMethod]
+    [DataRow("MyCompany/Hello")]
+    [DataRow("my company/hello")]
+    [DataRow("mycompany/hello:bad:tag")]
+    public async Task Invalid_image_is_MSI0002_naming_it(string image)
+    {
+        Repository.RequirePackedSdk();
+        using var project = new ImageProject("placeholder/image");
+        var build = await project.BuildAsync($"-p:MsImage={image}");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0002");
+        StringAssert.Contains(build.Output, $"'{image}'");
+    }
+
+    [TestMethod]
+    public async Task Unreachable_engine_is_MSI0101_naming_the_endpoint_within_10_seconds()
+    {
+        Repository.RequirePackedSdk();
+        using var project = new ImageProject("makinastates/unreachable-engine");
+        // A port nothing listens on, and a host that never answers (TEST-NET-1 is not routed).
+        foreach (var endpoint in new[] { "tcp://127.0.0.1:1", "unix:///nonexistent/docker.sock" })
+        {
+            var watch = Stopwatch.StartNew();
+            var build = await project.BuildAsync($"-p:MsDockerHost={endpoint}");
+            Assert.IsFalse(build.Succeeded);
+            StringAssert.Contains(build.Output, "error MSI0101");
+            StringAssert.Contains(build.Output, endpoint.Replace("tcp://", "tcp://"));
+            StringAssert.Contains(build.Output, "DOCKER_HOST");
+            // The whole dotnet build (startup included) stays within the bound.
+            Assert.IsTrue(watch.Elapsed < TimeSpan.FromSeconds(10) + TimeSpan.FromSeconds(8), $"took {watch.Elapsed}");
+            Assert.IsTrue(build.Duration < TimeSpan.FromSeconds(20), $"took {build.Duration}");
+        }
+    }
+
+    [TestMethod]
+    public async Task Malformed_docker_host_is_MSI0102()
+    {
+        Repository.RequirePackedSdk();
+        using var project = new ImageProject("makinastates/bad-docker-host");
+        var build = await DotnetBuild.RunAsync(project.ProjectFile, environment: new Dictionary<string, string?> { ["DOCKER_HOST"] = "not a uri" });
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0102");
+        StringAssert.Contains(build.Output, "not a uri");
+    }
+
+    [TestMethod]
+    public async Task Failing_stage3_fails_the_build_with_its_exit_code_and_output_and_keeps_the_previous_candidate()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-stage3-fails-{Guid.NewGuid():N}"[..48];
+        using var project = new ImageProject(image);
+        try
+        {
+            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho good build\n", executable: true);
+            var first = await project.BuildAsync();
+            Assert.IsTrue(first.Succeeded, first.Output);
+            var candidateBefore = await TestDocker.ImageIdAsync(docker, $"{image}:candidate");
+            Assert.IsNotNull(candidateBefore);
+
+            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho 'the marker line before failing'\nexit 7\n", executable: true);
+            var failed = await project.BuildAsync();
+            Assert.IsFalse(failed.Succeeded);
+            StringAssert.Contains(failed.Output, "error MSI3001");
+            StringAssert.Contains(failed.Output, "exit code 7");
+            StringAssert.Contains(failed.Output, "the marker line before failing");
+
+            Assert.IsNotNull(failed.BuildId);
+            var left = await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={failed.BuildId}");
+            Assert.AreEqual(0, left.Count, "a stage container was left behind");
+            Assert.AreEqual(candidateBefore, await TestDocker.ImageIdAsync(docker, $"{image}:candidate"), "the previous candidate changed");
+        }
+        finally
+        {
+            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
+            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+        }
+    }
+}

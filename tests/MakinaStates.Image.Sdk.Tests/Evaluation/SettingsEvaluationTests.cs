@@ -1,0 +1,115 @@
+using MakinaStates.Image.Sdk.Tests.Support;
+using Microsoft.Build.Evaluation;
+
+namespace MakinaStates.Image.Sdk.Tests.Evaluation;
+
+/// <summary>Evaluates image projects in-process (MSBuild located by Microsoft.Build.Locator) against the repo's sdk/.</summary>
+[TestClass]
+public sealed class SettingsEvaluationTests
+{
+    private static readonly string[] SeedVariables =
+    [
+        "MS_IMAGE", "MS_BASE", "MS_IMAGE_DIR", "MS_DATA_DIR", "MS_COMMAND", "MS_OS", "MS_OS_RELEASE", "MS_OS_MIRROR",
+        "MS_BASEIMAGE", "MS_GIT_URL", "MS_GIT_BRANCH", "MS_STAGE0_TAG", "MS_DOCKERFILE_STAGE0", "MS_DOCKER_ARGS",
+        "MS_MAKINASTATES_BUILD_FORCE", "MS_DO_SNAPSHOT", "MS_SKIP_STAGE0_BUILD", "MS_STAGE_PATH", "XDG_CACHE_HOME",
+    ];
+
+    private readonly Dictionary<string, string?> _savedEnvironment = [];
+    private string _dir = "";
+
+    [TestInitialize]
+    public void Isolate()
+    {
+        foreach (var name in SeedVariables)
+        {
+            _savedEnvironment[name] = Environment.GetEnvironmentVariable(name);
+            Environment.SetEnvironmentVariable(name, null);
+        }
+        _dir = Directory.CreateTempSubdirectory("eval-").FullName;
+    }
+
+    [TestCleanup]
+    public void Restore()
+    {
+        foreach (var (name, value) in _savedEnvironment)
+        {
+            Environment.SetEnvironmentVariable(name, value);
+        }
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private Project Evaluate(string body = "", IDictionary<string, string>? globalProperties = null)
+    {
+        var path = Path.Combine(_dir, "image.proj");
+        File.WriteAllText(path, $"""
+            <Project>
+              <Import Project="{Repository.Root}/sdk/Sdk.props" />
+              {body}
+              <Import Project="{Repository.Root}/sdk/Sdk.targets" />
+            </Project>
+            """);
+        var collection = new ProjectCollection(globalProperties ?? new Dictionary<string, string>());
+        return collection.LoadProject(path);
+    }
+
+    [TestMethod]
+    public void Defaults_follow_the_design_table()
+    {
+        var project = Evaluate();
+        Assert.AreEqual("scratch", project.GetPropertyValue("MsBase"));
+        Assert.AreEqual("/sbin/init", project.GetPropertyValue("MsCommand"));
+        Assert.AreEqual("debian", project.GetPropertyValue("MsOs"));
+        Assert.AreEqual("bookworm", project.GetPropertyValue("MsOsRelease"));
+        Assert.AreEqual("baseimage-debian-bookworm.tar.xz", project.GetPropertyValue("MsBaseImage"));
+        Assert.AreEqual("stable", project.GetPropertyValue("MsGitBranch"));
+        Assert.AreEqual("yes", project.GetPropertyValue("MsDoSnapshot"));
+        Assert.AreEqual(_dir + "/", project.GetPropertyValue("MsImageDir"));
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        Assert.AreEqual($"{home}/.cache/makinastates-image/", project.GetPropertyValue("MsDataDir"));
+        Assert.AreEqual("", project.GetPropertyValue("MsOsMirror"), "resolved from the host's apt sources by Stage0, not at evaluation");
+    }
+
+    [TestMethod]
+    public void Seed_environment_variables_are_honoured()
+    {
+        Environment.SetEnvironmentVariable("MS_IMAGE", "env/image");
+        Environment.SetEnvironmentVariable("MS_OS_RELEASE", "trixie");
+        Environment.SetEnvironmentVariable("MS_DATA_DIR", "/tmp/env-data");
+        var project = Evaluate();
+        Assert.AreEqual("env/image", project.GetPropertyValue("MsImage"));
+        Assert.AreEqual("trixie", project.GetPropertyValue("MsOsRelease"));
+        Assert.AreEqual("baseimage-debian-trixie.tar.xz", project.GetPropertyValue("MsBaseImage"));
+        Assert.AreEqual("/tmp/env-data/", project.GetPropertyValue("MsDataDir"));
+    }
+
+    [TestMethod]
+    public void Project_and_command_line_properties_win_over_the_environment()
+    {
+        Environment.SetEnvironmentVariable("MS_IMAGE", "env/image");
+        Environment.SetEnvironmentVariable("MS_OS", "ubuntu");
+        var project = Evaluate("<PropertyGroup><MsImage>project/image</MsImage></PropertyGroup>",
+            new Dictionary<string, string> { ["MsOs"] = "debian" });
+        Assert.AreEqual("project/image", project.GetPropertyValue("MsImage"));
+        Assert.AreEqual("debian", project.GetPropertyValue("MsOs"));
+    }
+
+    [TestMethod]
+    public void Xdg_cache_home_places_the_data_dir()
+    {
+        Environment.SetEnvironmentVariable("XDG_CACHE_HOME", "/tmp/xdg");
+        Assert.AreEqual("/tmp/xdg/makinastates-image/", Evaluate().GetPropertyValue("MsDataDir"));
+    }
+
+    [TestMethod]
+    public void Stage_targets_exist_and_build_image_chains_them()
+    {
+        var project = Evaluate();
+        foreach (var target in new[] { "MsStage0", "MsStage1", "MsStage2", "MsStage3", "BuildImage", "Build", "Restore", "Clean" })
+        {
+            Assert.IsTrue(project.Targets.ContainsKey(target), target);
+        }
+        Assert.AreEqual("MsStage0;MsStage1;MsStage2;MsStage3", project.Targets["BuildImage"].DependsOnTargets);
+        Assert.AreEqual("BuildImage", project.Targets["Build"].DependsOnTargets);
+        StringAssert.Contains(project.Targets["BuildImage"].Condition, "DesignTimeBuild");
+    }
+}

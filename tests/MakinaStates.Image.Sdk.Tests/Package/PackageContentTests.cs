@@ -1,0 +1,53 @@
+using System.IO.Compression;
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.Package;
+
+[TestClass]
+public sealed class PackageContentTests
+{
+    [TestMethod]
+    public void Package_holds_the_sdk_files_the_tasks_with_their_dependencies_and_the_stage_scripts()
+    {
+        Repository.RequirePackedSdk();
+        using var package = ZipFile.OpenRead(Repository.Package);
+        var files = package.Entries.Select(e => e.FullName).ToHashSet(StringComparer.Ordinal);
+
+        foreach (var expected in new[]
+        {
+            "Sdk/Sdk.props", "Sdk/Sdk.targets",
+            "tasks/net10.0/MakinaStates.Image.Sdk.Tasks.dll", "tasks/net10.0/MakinaStates.Image.Sdk.Tasks.deps.json",
+            "tasks/net10.0/Docker.DotNet.dll", "tasks/net10.0/Docker.DotNet.Unix.dll",
+            "tasks/net10.0/runtimes/linux-x64/lib/netstandard2.0/Mono.Posix.NETStandard.dll",
+            "tasks/net10.0/runtimes/linux-x64/native/libMonoPosixHelper.so",
+            "stage-scripts/stage0.sh", "stage-scripts/stage1.sh", "stage-scripts/stage2.sh", "stage-scripts/stage3.sh",
+            "stage-scripts/Dockerfile.stage0", "stage-scripts/makinastates-acl-restore.service",
+        })
+        {
+            Assert.IsTrue(files.Contains(expected), $"{expected} missing from the package");
+        }
+
+        // MSBuild's own assemblies come from the MSBuild that loads the tasks; shipping them breaks loading.
+        Assert.IsFalse(files.Any(f => f.Contains("Microsoft.Build.", StringComparison.Ordinal) && f.EndsWith(".dll", StringComparison.Ordinal)),
+            string.Join(", ", files.Where(f => f.Contains("Microsoft.Build.", StringComparison.Ordinal))));
+        Assert.IsFalse(files.Any(f => f.StartsWith("lib/", StringComparison.Ordinal)), "an SDK package has no lib/");
+
+        var nuspec = package.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal));
+        using var reader = new StreamReader(nuspec.Open());
+        var text = reader.ReadToEnd();
+        StringAssert.Contains(text, "<packageType name=\"MSBuildSdk\" />");
+        Assert.IsFalse(text.Contains("<dependency ", StringComparison.Ordinal), "the SDK carries its dependencies; it must not ask NuGet for them");
+    }
+
+    [TestMethod]
+    public void Packed_sdk_files_are_the_repository_ones()
+    {
+        Repository.RequirePackedSdk();
+        using var package = ZipFile.OpenRead(Repository.Package);
+        foreach (var (entry, source) in new[] { ("Sdk/Sdk.targets", "sdk/Sdk.targets"), ("stage-scripts/stage1.sh", "stage-scripts/stage1.sh") })
+        {
+            using var reader = new StreamReader(package.GetEntry(entry)!.Open());
+            Assert.AreEqual(File.ReadAllText(Path.Combine(Repository.Root, source)), reader.ReadToEnd(), $"{entry} is stale: pack again");
+        }
+    }
+}
