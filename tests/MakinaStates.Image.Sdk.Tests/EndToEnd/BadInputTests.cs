@@ -72,6 +72,13 @@ public sealed class BadInputTests
         using var project = new ImageProject(image);
         try
         {
+            // Without a previous candidate: none is created.
+            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\nexit 3\n", executable: true);
+            var none = await project.BuildAsync();
+            Assert.IsFalse(none.Succeeded, none.Output);
+            StringAssert.Contains(none.Output, "exit code 3");
+            Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"{image}:candidate"), "a failed build created a candidate");
+
             project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho good build\n", executable: true);
             var first = await project.BuildAsync();
             Assert.IsTrue(first.Succeeded, first.Output);
