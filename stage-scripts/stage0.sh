@@ -18,7 +18,7 @@ tmp_tar="${target}.partial.$$"
 cleanup() { rm -rf "$work"; rm -f "$tmp_tar"; }
 trap cleanup EXIT
 
-packages="systemd,systemd-sysv,dbus,acl,rsync,ca-certificates"
+packages="systemd,systemd-sysv,dbus,acl,attr,rsync,ca-certificates"
 echo "stage0: debootstrap ${MS_OS} ${MS_OS_RELEASE} from ${MS_OS_MIRROR} (${packages})"
 debootstrap --variant=minbase --include="${packages}" "${MS_OS_RELEASE}" "$work/rootfs" "${MS_OS_MIRROR}"
 

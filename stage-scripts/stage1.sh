@@ -19,18 +19,19 @@ for unit in \
   ln -sf /dev/null "/etc/systemd/system/${unit}"
 done
 
-# docker commit drops POSIX ACLs: Stage3 saves them to /acls.txt and this unit puts them back at boot.
+# docker commit drops POSIX ACLs and user xattrs: Stage3 saves them (/acls.txt, /xattrs.txt) and this unit
+# puts them back at boot.
 install -m 0644 "$here/makinastates-acl-restore.service" /etc/systemd/system/makinastates-acl-restore.service
 mkdir -p /etc/systemd/system/sysinit.target.wants
 ln -sf ../makinastates-acl-restore.service /etc/systemd/system/sysinit.target.wants/makinastates-acl-restore.service
 
-# Survival kit: what the later stages rely on.
+# Survival kit: what the later stages rely on (ACL and xattr save/restore, rsync).
 missing=()
-for tool in setfacl getfacl rsync; do
+for tool in setfacl getfacl setfattr getfattr rsync; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "stage1: installing acl rsync (missing: ${missing[*]})"
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends acl rsync && rm -rf /var/lib/apt/lists/*
+  echo "stage1: installing acl attr rsync (missing: ${missing[*]})"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends acl attr rsync && rm -rf /var/lib/apt/lists/*
 fi
 echo "stage1: done"

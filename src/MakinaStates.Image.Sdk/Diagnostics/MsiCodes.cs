@@ -34,4 +34,6 @@ public static class MsiCodes
 
     public const string Stage3ScriptFailed = "MSI3001";
     public const string CommitFailed = "MSI3002";
+    public const string SnapshotFailed = "MSI3003";
+    public const string AclSaveFailed = "MSI3004";
 }

@@ -110,6 +110,14 @@ public sealed class InjectedTree
                 _skipped.Add(hostPath);
                 continue;
             }
+            // Checked now, before any container exists: an unreadable file fails the build early, naming it.
+            if (type is FilePermissions.S_IFREG or FilePermissions.S_IFDIR
+                && Syscall.access(hostPath, type == FilePermissions.S_IFDIR ? AccessModes.R_OK | AccessModes.X_OK : AccessModes.R_OK) != 0)
+            {
+                throw new ImageBuildException(MsiCodes.UnreadableFile,
+                    $"The injected {(type == FilePermissions.S_IFDIR ? "folder" : "file")} '{hostPath}' cannot be read by this build ({Stdlib.GetLastError()}). Fix its permissions or remove it from the injected tree.",
+                    hostPath);
+            }
             Put(imagePath, hostPath, stat);
             if (type == FilePermissions.S_IFDIR)
             {

@@ -85,7 +85,7 @@ public static class InjectedTreeArchive
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected file '{path}' cannot be read: {e.Message}. Fix its permissions or remove it from the injected tree.", path, e);
+            throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected file '{path}' cannot be read: {e.Message.TrimEnd('.')}. Fix its permissions or remove it from the injected tree.", path, e);
         }
     }
 

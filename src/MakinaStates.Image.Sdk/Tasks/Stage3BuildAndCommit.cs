@@ -13,22 +13,15 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed class Stage3BuildAndCommit : ImageBuildTask
 {
-    /// <summary>
-    /// getfacl over the real file systems only (-s: just files with extended ACLs, so the restore at boot is quick);
-    /// /acls.restore tells the ACL-restore unit of stage1 to apply them at the next boot. /docker goes away here:
-    /// it held the build-time scripts.
-    /// </summary>
-    internal const string SaveAclsCommand =
-        "set -e; cd /; rm -rf /docker; " +
-        "dirs=$(for d in /*; do case \"$d\" in /proc|/sys|/dev|/run|/tmp) ;; *) [ -d \"$d\" ] && [ ! -L \"$d\" ] && printf '%s\\n' \"$d\";; esac; done); " +
-        "getfacl -R -s -p $dirs > /acls.txt 2>/dev/null || true; touch /acls.restore";
-
     [Required] public string MsImage { get; set; } = "";
     [Required] public string MsCommand { get; set; } = "";
     [Required] public string ContainerId { get; set; } = "";
     [Required] public string ImageCandidate { get; set; } = "";
     public string MsDockerHost { get; set; } = "";
     public int StopTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>MsDoSnapshot: "yes" runs snapshot.sh before the commit.</summary>
+    public string DoSnapshot { get; set; } = "yes";
 
     [Output] public ITaskItem? Candidate { get; private set; }
 
@@ -46,12 +39,17 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                     $"stage3.sh failed with exit code {result.ExitCode}; no candidate was tagged. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, result.LastLines)}");
             }
 
-            var save = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/sh", "-c", SaveAclsCommand], null,
-                line => Log.LogMessage(MessageImportance.Low, "acl-save: {0}", line), cancellationToken).ConfigureAwait(false);
-            if (save.ExitCode != 0)
+            if (string.Equals(DoSnapshot, "yes", StringComparison.OrdinalIgnoreCase))
             {
-                throw new ImageBuildException(MsiCodes.CommitFailed, $"Saving the ACLs to /acls.txt failed (exit code {save.ExitCode}): {string.Join(" ", save.LastLines)}");
+                await RunStepAsync(engine, "snapshot.sh", MsiCodes.SnapshotFailed, cancellationToken).ConfigureAwait(false);
             }
+            else
+            {
+                Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
+            }
+            await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, cancellationToken).ConfigureAwait(false);
+            // /docker held the build-time scripts: not image content.
+            await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker"], null, _ => { }, cancellationToken).ConfigureAwait(false);
 
             // SIGRTMIN+3 (the container's stop signal) lets systemd shut down cleanly before the commit.
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
@@ -99,6 +97,17 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
             }
             await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+        }
+    }
+
+    private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, CancellationToken cancellationToken)
+    {
+        var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"/docker/bootstrap_scripts/{script}"],
+            StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", script, line), cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new ImageBuildException(code,
+                $"{script} failed with exit code {result.ExitCode}; no candidate was tagged. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, result.LastLines)}");
         }
     }
 

@@ -22,6 +22,7 @@ public sealed class PackageContentTests
             "tasks/net10.0/runtimes/linux-x64/native/libMonoPosixHelper.so",
             "stage-scripts/stage0.sh", "stage-scripts/stage1.sh", "stage-scripts/stage2.sh", "stage-scripts/stage3.sh",
             "stage-scripts/Dockerfile.stage0", "stage-scripts/makinastates-acl-restore.service",
+            "stage-scripts/snapshot.sh", "stage-scripts/save-acls.sh",
         })
         {
             Assert.IsTrue(files.Contains(expected), $"{expected} missing from the package");

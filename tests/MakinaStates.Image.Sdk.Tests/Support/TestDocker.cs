@@ -80,6 +80,37 @@ public static class TestDocker
         return (result.ExitCode, string.Join("\n", lines));
     }
 
+    /// <summary>A file's content as committed in an image, read through the archive API without starting it.</summary>
+    public static async Task<string?> ReadFileFromImageAsync(DockerClient client, string image, string path)
+    {
+        var created = await client.Containers.CreateContainerAsync(new CreateContainerParameters { Image = image, Cmd = ["/bin/true"] });
+        try
+        {
+            var archive = await client.Containers.GetArchiveFromContainerAsync(created.ID, new ContainerPathStatParameters { Path = path }, false);
+            await using var stream = archive.Stream!;
+            using var reader = new System.Formats.Tar.TarReader(stream);
+            var entry = reader.GetNextEntry(copyData: true);
+            if (entry?.DataStream is null)
+            {
+                return entry is null ? null : "";
+            }
+            using var text = new StreamReader(entry.DataStream);
+            return await text.ReadToEndAsync();
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return null;
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        finally
+        {
+            await RemoveContainerAsync(client, created.ID);
+        }
+    }
+
     public static async Task RemoveContainerAsync(DockerClient client, string id)
     {
         try

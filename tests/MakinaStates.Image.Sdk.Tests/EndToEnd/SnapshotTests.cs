@@ -1,0 +1,94 @@
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
+
+/// <summary>
+/// MsDoSnapshot=yes strips what must not be shared by every container of the image; =no keeps it. stage3.sh makes
+/// each item and asserts it exists (the "before"); the committed image is then read without booting it (the "after").
+/// </summary>
+[TestClass]
+public sealed class SnapshotTests
+{
+    private const string MakeEverything = """
+        #!/bin/bash
+        set -euo pipefail
+        echo 0123456789abcdef0123456789abcdef > /etc/machine-id
+        mkdir -p /etc/ssh /root/.ssh /etc/salt/pki/minion /srv/pillar /var/cache/apt/archives /var/lib/apt/lists
+        echo host-key > /etc/ssh/ssh_host_ed25519_key
+        echo ssh-ed25519 AAAA user@build > /root/.ssh/authorized_keys
+        echo build-host ssh-ed25519 AAAA > /root/.ssh/known_hosts
+        echo 'secret command' > /root/.bash_history
+        echo 'build log line' > /var/log/makinastates-build.log
+        echo junk > /tmp/build-junk
+        echo deb > /var/cache/apt/archives/thing.deb
+        echo list > /var/lib/apt/lists/mirror_Packages
+        echo minion-key > /etc/salt/pki/minion/minion.pem
+        echo 'password: hunter2' > /srv/pillar/secret.sls
+        # The "before": everything is there when stage3 ends.
+        for f in /etc/ssh/ssh_host_ed25519_key /root/.ssh/authorized_keys /root/.bash_history /var/log/makinastates-build.log \
+                 /tmp/build-junk /var/cache/apt/archives/thing.deb /var/lib/apt/lists/mirror_Packages \
+                 /etc/salt/pki/minion/minion.pem /srv/pillar/secret.sls; do test -s "$f"; done
+        test -s /etc/machine-id
+        """;
+
+    private static async Task<Dictionary<string, string?>> BuildAndReadAsync(string doSnapshot)
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-snapshot-{doSnapshot}-{Guid.NewGuid():N}"[..44];
+        using var project = new ImageProject(image);
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", MakeEverything, executable: true);
+        try
+        {
+            var build = await project.BuildAsync($"-p:MsDoSnapshot={doSnapshot}");
+            Assert.IsTrue(build.Succeeded, build.Output);
+            var files = new Dictionary<string, string?>();
+            foreach (var path in new[]
+            {
+                "/etc/machine-id", "/etc/ssh/ssh_host_ed25519_key", "/root/.ssh/authorized_keys", "/root/.ssh/known_hosts",
+                "/root/.bash_history", "/var/log/makinastates-build.log", "/tmp/build-junk", "/var/cache/apt/archives/thing.deb",
+                "/var/lib/apt/lists/mirror_Packages", "/etc/salt/pki/minion/minion.pem", "/srv/pillar/secret.sls",
+            })
+            {
+                files[path] = await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", path);
+            }
+            return files;
+        }
+        finally
+        {
+            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
+            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+        }
+    }
+
+    [TestMethod]
+    public async Task Snapshot_strips_identity_keys_histories_logs_caches_and_salt_secrets()
+    {
+        var after = await BuildAndReadAsync("yes");
+        Assert.AreEqual("", after["/etc/machine-id"], "machine-id must be empty (made at each container's first boot)");
+        Assert.IsNull(after["/etc/ssh/ssh_host_ed25519_key"], "SSH host keys must be removed");
+        Assert.AreEqual("", after["/root/.ssh/authorized_keys"]);
+        Assert.AreEqual("", after["/root/.ssh/known_hosts"]);
+        Assert.AreEqual("", after["/root/.bash_history"]);
+        Assert.AreEqual("", after["/var/log/makinastates-build.log"], "logs are truncated, not removed");
+        Assert.IsNull(after["/tmp/build-junk"]);
+        Assert.IsNull(after["/var/cache/apt/archives/thing.deb"]);
+        Assert.IsNull(after["/var/lib/apt/lists/mirror_Packages"]);
+        Assert.IsNull(after["/etc/salt/pki/minion/minion.pem"]);
+        Assert.IsNull(after["/srv/pillar/secret.sls"]);
+    }
+
+    [TestMethod]
+    public async Task No_snapshot_keeps_everything()
+    {
+        var after = await BuildAndReadAsync("no");
+        Assert.AreEqual("0123456789abcdef0123456789abcdef\n", after["/etc/machine-id"]);
+        Assert.AreEqual("host-key\n", after["/etc/ssh/ssh_host_ed25519_key"]);
+        Assert.AreEqual("secret command\n", after["/root/.bash_history"]);
+        Assert.AreEqual("build log line\n", after["/var/log/makinastates-build.log"]);
+        Assert.AreEqual("junk\n", after["/tmp/build-junk"]);
+        Assert.AreEqual("deb\n", after["/var/cache/apt/archives/thing.deb"]);
+        Assert.AreEqual("minion-key\n", after["/etc/salt/pki/minion/minion.pem"]);
+        Assert.AreEqual("password: hunter2\n", after["/srv/pillar/secret.sls"]);
+    }
+}
