@@ -24,6 +24,30 @@ public sealed class InjectedTree
     /// <summary>Sockets, FIFOs and devices found and left out (the archive API cannot carry them meaningfully).</summary>
     public IReadOnlyList<string> Skipped => _skipped;
 
+    /// <summary>Top-level names of injected_volumes/ and image_rootfs/ that are build inputs, not image content.</summary>
+    private static readonly string[] BuildOnlyNames = ["bootstrap_scripts"];
+
+    /// <summary>
+    /// The seed's defaults, in order: injected_volumes/ as-is, image_rootfs/ overriding it; then the InjectedVolume
+    /// items (metadata TargetPath, default '/').
+    /// </summary>
+    public static IEnumerable<Source> ImageSources(string imageDirectory, IEnumerable<Microsoft.Build.Framework.ITaskItem> injectedVolumes)
+    {
+        foreach (var folder in new[] { "injected_volumes", "image_rootfs" })
+        {
+            var path = Path.Combine(imageDirectory, folder);
+            if (Directory.Exists(path))
+            {
+                yield return new Source(path, "/", BuildOnlyNames);
+            }
+        }
+        foreach (var item in injectedVolumes)
+        {
+            var path = item.GetMetadata("FullPath");
+            yield return new Source(string.IsNullOrEmpty(path) ? item.ItemSpec : path, item.GetMetadata("TargetPath") is { Length: > 0 } target ? target : "/");
+        }
+    }
+
     public static InjectedTree Collect(IEnumerable<Source> sources)
     {
         var tree = new InjectedTree();

@@ -1,5 +1,6 @@
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Injection;
 using MakinaStates.Image.Sdk.Scripts;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
@@ -24,6 +25,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     public string MsStagePath { get; set; } = "";
     public string MsDockerHost { get; set; } = "";
     [Required] public string SdkStageScriptsDirectory { get; set; } = "";
+    public ITaskItem[] InjectedVolumes { get; set; } = [];
 
     /// <summary>Where the host's apt sources live (a test points it elsewhere).</summary>
     public string AptConfigurationDirectory { get; set; } = "/etc/apt";
@@ -62,6 +64,14 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             throw new ImageBuildException(MsiCodes.MirrorNotFound,
                 $"MsOsMirror is not set and no apt source of this host serves '{MsOsRelease}' (looked in {AptConfigurationDirectory}/sources.list and sources.list.d/). Set MsOsMirror (or MS_OS_MIRROR) to a {MsOs} mirror URL.");
         }
+
+        // The injected tree is checked before anything is created: missing paths, bad TargetPaths, unreadable files.
+        var tree = InjectedTree.Collect(InjectedTree.ImageSources(MsImageDir, InjectedVolumes));
+        foreach (var skipped in tree.Skipped)
+        {
+            LogCodedWarning(MsiCodes.SpecialFileSkipped, $"'{skipped}' is a socket, FIFO or device: it is not injected into the image.", skipped);
+        }
+        Log.LogMessage(MessageImportance.Normal, "Injected tree: {0} entries.", tree.Nodes.Count);
 
         PrepareDirectories();
         var resolver = new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory);

@@ -15,9 +15,6 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed class Stage2BootAndInject : ImageBuildTask
 {
-    /// <summary>Top-level names of injected_volumes/ and image_rootfs/ that are build inputs, not image content.</summary>
-    private static readonly string[] BuildOnlyNames = ["bootstrap_scripts"];
-
     [Required] public string MsImage { get; set; } = "";
     [Required] public string MsImageDir { get; set; } = "";
     [Required] public string MsCommand { get; set; } = "";
@@ -32,11 +29,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        var tree = InjectedTree.Collect(InjectionSources());
-        foreach (var skipped in tree.Skipped)
-        {
-            LogCodedWarning(MsiCodes.SpecialFileSkipped, $"'{skipped}' is a socket, FIFO or device: it is not injected into the image.", skipped);
-        }
+        // Stage0 validated this tree and warned about what it skips; collect it again as it is now.
+        var tree = InjectedTree.Collect(InjectedTree.ImageSources(MsImageDir, InjectedVolumes));
 
         using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
         var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
@@ -69,24 +63,6 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         {
             await engine.RemoveContainerAsync(created.ID, CleanupToken()).ConfigureAwait(false);
             throw;
-        }
-    }
-
-    private IEnumerable<InjectedTree.Source> InjectionSources()
-    {
-        // The seed's defaults: injected_volumes/ as-is, then image_rootfs/ overriding it; then the InjectedVolume items.
-        foreach (var folder in new[] { "injected_volumes", "image_rootfs" })
-        {
-            var path = Path.Combine(MsImageDir, folder);
-            if (Directory.Exists(path))
-            {
-                yield return new InjectedTree.Source(path, "/", BuildOnlyNames);
-            }
-        }
-        foreach (var item in InjectedVolumes)
-        {
-            var path = item.GetMetadata("FullPath");
-            yield return new InjectedTree.Source(string.IsNullOrEmpty(path) ? item.ItemSpec : path, item.GetMetadata("TargetPath") is { Length: > 0 } target ? target : "/");
         }
     }
 }

@@ -48,6 +48,7 @@ public sealed class SnapshotTests
                 "/etc/machine-id", "/etc/ssh/ssh_host_ed25519_key", "/root/.ssh/authorized_keys", "/root/.ssh/known_hosts",
                 "/root/.bash_history", "/var/log/makinastates-build.log", "/tmp/build-junk", "/var/cache/apt/archives/thing.deb",
                 "/var/lib/apt/lists/mirror_Packages", "/etc/salt/pki/minion/minion.pem", "/srv/pillar/secret.sls",
+                "/etc/systemd/system/makinastates-ssh-hostkeys.service",
             })
             {
                 files[path] = await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", path);
@@ -67,6 +68,7 @@ public sealed class SnapshotTests
         var after = await BuildAndReadAsync("yes");
         Assert.AreEqual("", after["/etc/machine-id"], "machine-id must be empty (made at each container's first boot)");
         Assert.IsNull(after["/etc/ssh/ssh_host_ed25519_key"], "SSH host keys must be removed");
+        StringAssert.Contains(after["/etc/systemd/system/makinastates-ssh-hostkeys.service"], "ssh-keygen -A", "host keys are made again at first boot");
         Assert.AreEqual("", after["/root/.ssh/authorized_keys"]);
         Assert.AreEqual("", after["/root/.ssh/known_hosts"]);
         Assert.AreEqual("", after["/root/.bash_history"]);
@@ -84,6 +86,7 @@ public sealed class SnapshotTests
         var after = await BuildAndReadAsync("no");
         Assert.AreEqual("0123456789abcdef0123456789abcdef\n", after["/etc/machine-id"]);
         Assert.AreEqual("host-key\n", after["/etc/ssh/ssh_host_ed25519_key"]);
+        Assert.IsNull(after["/etc/systemd/system/makinastates-ssh-hostkeys.service"]);
         Assert.AreEqual("secret command\n", after["/root/.bash_history"]);
         Assert.AreEqual("build log line\n", after["/var/log/makinastates-build.log"]);
         Assert.AreEqual("junk\n", after["/tmp/build-junk"]);

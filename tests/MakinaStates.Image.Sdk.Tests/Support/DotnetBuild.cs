@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace MakinaStates.Image.Sdk.Tests.Support;
 
 /// <summary>Runs `dotnet build` as a user does, in its own process, and keeps what it printed.</summary>
-public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan Duration)
+public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan Duration, long PeakMemoryBytes)
 {
     [GeneratedRegex(@"MakinaStates image build ([0-9a-f]{32})")]
     private static partial Regex BuildIdLine();
@@ -47,12 +47,14 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        var memory = PeakMemory.Watch(process.Id);
         using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(15));
         await process.WaitForExitAsync(cancel.Token);
         process.WaitForExit();
+        await memory.DisposeAsync();
         lock (output)
         {
-            return new DotnetBuild(process.ExitCode, output.ToString(), watch.Elapsed);
+            return new DotnetBuild(process.ExitCode, output.ToString(), watch.Elapsed, memory.PeakBytes);
         }
     }
 }
