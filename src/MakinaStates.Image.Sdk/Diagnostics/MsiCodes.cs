@@ -15,6 +15,8 @@ public static class MsiCodes
     public const string TargetPathInvalid = "MSI0007";
     public const string StageScriptMissing = "MSI0008";
     public const string Cancelled = "MSI0009";
+    public const string ReadOnlySetting = "MSI0010";
+    public const string DockerArgsInvalid = "MSI0011";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";
@@ -25,6 +27,9 @@ public static class MsiCodes
     public const string BaseImageMissing = "MSI1003";
     public const string Stage1ScriptFailed = "MSI1004";
     public const string BaseCannotBeCreated = "MSI1005";
+    public const string Stage0BuilderMissing = "MSI1006";
+    public const string Stage0BuilderFailed = "MSI1007";
+    public const string BasePullFailed = "MSI1008";
 
     public const string InjectionFailed = "MSI2001";
     public const string UnreadableFile = "MSI2002";

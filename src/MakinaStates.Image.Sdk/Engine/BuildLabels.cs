@@ -17,4 +17,7 @@ public static class BuildLabels
 
     /// <summary>On stage1 images: the hash of everything that shaped them.</summary>
     public const string Stage1Key = "io.makinastates.stage1-key";
+
+    /// <summary>On the stage0 builder image: the hash of its Dockerfile.</summary>
+    public const string Stage0Key = "io.makinastates.stage0-key";
 }

@@ -20,6 +20,9 @@ public sealed class DockerEngine : IDisposable
 
     public Uri Endpoint { get; }
 
+    /// <summary>A unix-socket engine runs on this host: host paths can be bind-mounted.</summary>
+    public bool SharesHostFileSystem => Endpoint.Scheme == "unix";
+
     /// <summary>MsDockerHost wins over DOCKER_HOST, which wins over the local socket (docker's own order).</summary>
     public static Uri ResolveEndpoint(string? msDockerHost, string? dockerHostEnvironment)
     {

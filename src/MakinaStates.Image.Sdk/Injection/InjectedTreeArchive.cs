@@ -38,14 +38,13 @@ public static class InjectedTreeArchive
                 case FilePermissions.S_IFLNK:
                     await writer.WriteEntryAsync(entry with { Type = PaxTarWriter.EntryType.Symlink, LinkName = ReadLink(node.HostPath) }, null, cancellationToken).ConfigureAwait(false);
                     break;
-                case FilePermissions.S_IFREG when stat.st_nlink > 1 && firstPathOfInode.TryGetValue((stat.st_dev, stat.st_ino), out var first):
+                // A host file met again (a hardlink, or the same file laid at two places of the tree, as under
+                // /docker/injected_volumes) travels once; the other places link to it.
+                case FilePermissions.S_IFREG when firstPathOfInode.TryGetValue((stat.st_dev, stat.st_ino), out var first):
                     await writer.WriteEntryAsync(entry with { Type = PaxTarWriter.EntryType.HardLink, LinkName = first, Xattrs = new Dictionary<string, byte[]>() }, null, cancellationToken).ConfigureAwait(false);
                     break;
                 case FilePermissions.S_IFREG:
-                    if (stat.st_nlink > 1)
-                    {
-                        firstPathOfInode[(stat.st_dev, stat.st_ino)] = node.ImagePath;
-                    }
+                    firstPathOfInode[(stat.st_dev, stat.st_ino)] = node.ImagePath;
                     await using (var content = OpenForReading(node.HostPath))
                     {
                         await writer.WriteEntryAsync(entry with { Size = stat.st_size }, content, cancellationToken).ConfigureAwait(false);

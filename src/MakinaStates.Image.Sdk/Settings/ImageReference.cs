@@ -42,5 +42,12 @@ public sealed partial record ImageReference(string Repository, string? Tag)
 
     public string WithTag(string tag) => $"{Repository}:{tag}";
 
+    /// <summary>Splits "repo[:tag]" (a registry port is not a tag); the tag defaults to latest.</summary>
+    public static (string Repository, string Tag) SplitTag(string reference)
+    {
+        var colon = reference.LastIndexOf(':');
+        return colon > reference.LastIndexOf('/') ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
+    }
+
     public override string ToString() => Tag is null ? Repository : $"{Repository}:{Tag}";
 }

@@ -16,6 +16,12 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// <summary>Build id shared by all stages of one build; labels every container it makes.</summary>
     public string BuildId { get; set; } = "";
 
+    /// <summary>MsDockerHost: the engine endpoint; DOCKER_HOST or the local socket when empty.</summary>
+    public string MsDockerHost { get; set; } = "";
+
+    /// <summary>MsDockerArgs: docker-run style flags applied to every stage container.</summary>
+    public string MsDockerArgs { get; set; } = "";
+
     /// <summary>The MS_* settings as the seed passes them to its stage containers (item = name, Value = value).</summary>
     public ITaskItem[] StageEnvironment { get; set; } = [];
 
@@ -52,7 +58,56 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     protected void LogCodedWarning(string code, string message, string? file = null) =>
         Log.LogWarning(null, code, code, file, 0, 0, 0, 0, "{0}", message);
 
-    protected IList<string> StageEnvironmentList() => StageEnvironment.Select(i => $"{i.ItemSpec}={i.GetMetadata("Value")}").ToList();
+    /// <summary>Where the effective stage scripts are in a stage container (the seed's path).</summary>
+    protected const string BootstrapScriptsInContainer = "/docker/injected_volumes/bootstrap_scripts";
+
+    /// <summary>
+    /// The environment of the stage scripts: every MS_* setting, then MsDockerArgs' -e values. Given to the scripts
+    /// (exec or env(1)), never as the container's Env, which docker commit would bake into the image.
+    /// </summary>
+    protected IList<string> StageEnvironmentList() =>
+        [.. StageEnvironment.Select(i => $"{i.ItemSpec}={i.GetMetadata("Value")}"), .. Settings.DockerRunArguments.Parse(MsDockerArgs).Environment];
+
+    /// <summary>
+    /// docker commit merges the container's labels into the image: the per-build ones and MsDockerArgs' are blanked so
+    /// they do not mark every container later run from the image.
+    /// </summary>
+    protected Dictionary<string, string> ImageLabels(Dictionary<string, string> labels)
+    {
+        foreach (var name in new[] { Engine.BuildLabels.BuildId, Engine.BuildLabels.OwnerPid, Engine.BuildLabels.Stage }
+                     .Concat(Settings.DockerRunArguments.Parse(MsDockerArgs).Labels.Keys))
+        {
+            labels.TryAdd(name, "");
+        }
+        return labels;
+    }
+
+    /// <summary>
+    /// The data dir is mounted inside the /run tmpfs and reached through the /docker/data link: a mount point made
+    /// in the container's own file system would be committed into the image as an empty folder.
+    /// </summary>
+    protected const string DataMountInContainer = "/run/makinastates/data";
+
+    /// <summary>Run in each stage container before its script: the seed's /docker/data path.</summary>
+    protected const string LinkDataDirectory = "mkdir -p /docker && ln -sfn " + DataMountInContainer + " /docker/data";
+
+    /// <summary>
+    /// What every stage container gets besides its own spec: the MsDockerArgs flags and, on a local engine, the data
+    /// dir read-only at /docker/data (a mount, so never committed).
+    /// </summary>
+    protected static Docker.DotNet.Models.CreateContainerParameters WithStageOptions(Docker.DotNet.Models.CreateContainerParameters container,
+        Engine.DockerEngine engine, string dockerArgs, string? dataDirectory)
+    {
+        Settings.DockerRunArguments.Parse(dockerArgs).ApplyTo(container);
+        if (dataDirectory is not null && engine.SharesHostFileSystem)
+        {
+            var host = container.HostConfig ??= new Docker.DotNet.Models.HostConfig();
+            host.Tmpfs ??= new Dictionary<string, string>();
+            host.Tmpfs.TryAdd("/run", "rw,nosuid,nodev,mode=755");
+            host.Binds = [.. host.Binds ?? [], $"{dataDirectory.TrimEnd('/')}:{DataMountInContainer}:ro"];
+        }
+        return container;
+    }
 
     /// <summary>Labels of a stage container: whose build it is, so failures and cancellations can find it.</summary>
     protected Dictionary<string, string> StageContainerLabels(string stage, string image) => new()

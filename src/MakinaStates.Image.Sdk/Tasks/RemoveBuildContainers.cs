@@ -6,7 +6,6 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// <summary>After a failed stage: removes every container this build made, so nothing is left behind.</summary>
 public sealed class RemoveBuildContainers : ImageBuildTask
 {
-    public string MsDockerHost { get; set; } = "";
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {

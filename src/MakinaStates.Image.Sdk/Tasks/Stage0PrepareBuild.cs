@@ -23,7 +23,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     public string MsOsMirror { get; set; } = "";
     public string MsBaseImage { get; set; } = "";
     public string MsStagePath { get; set; } = "";
-    public string MsDockerHost { get; set; } = "";
+    public string MsStage0Tag { get; set; } = "";
     [Required] public string SdkStageScriptsDirectory { get; set; } = "";
     public ITaskItem[] InjectedVolumes { get; set; } = [];
 
@@ -36,6 +36,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     [Output] public string Stage1Name { get; private set; } = "";
     [Output] public string Stage2Name { get; private set; } = "";
     [Output] public string Stage1Image { get; private set; } = "";
+    [Output] public string ResolvedStage0Tag { get; private set; } = "";
     [Output] public string NewBuildId { get; private set; } = "";
     [Output] public string BootstrapScriptsDirectory { get; private set; } = "";
     [Output] public ITaskItem[] StageScripts { get; private set; } = [];
@@ -48,7 +49,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             throw new ImageBuildException(MsiCodes.CommandEmpty, "MsCommand is empty: it is the image's command (PID 1). Leave it unset for /sbin/init or set a command.");
         }
 
+        DockerRunArguments.Parse(MsDockerArgs);
+
         ImageCandidate = image.WithTag("candidate");
+        ResolvedStage0Tag = string.IsNullOrWhiteSpace(MsStage0Tag) ? $"{image.Repository}-stage0:latest" : MsStage0Tag.Trim();
         Stage1Image = $"{image.Repository}-stage1:latest";
         NewBuildId = Guid.NewGuid().ToString("N");
         var stem = image.Repository.Replace('/', '-').Replace(':', '-');
@@ -101,7 +105,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             ("MS_COMMAND", MsCommand), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
             ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
             ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
-            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("DOCKER_HOST", $"{engine.Endpoint} (Docker {version.Version}, API {version.APIVersion})"),
+            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", MsDockerArgs), ("DOCKER_HOST", $"{engine.Endpoint} (Docker {version.Version}, API {version.APIVersion})"),
         })
         {
             Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, value);

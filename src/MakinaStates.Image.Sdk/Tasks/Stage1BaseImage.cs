@@ -4,6 +4,8 @@ using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Injection;
+using MakinaStates.Image.Sdk.Scripts;
+using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
 
 namespace MakinaStates.Image.Sdk.Tasks;
@@ -24,7 +26,15 @@ public sealed class Stage1BaseImage : ImageBuildTask
     [Required] public string Stage1Image { get; set; } = "";
     [Required] public string Stage1Name { get; set; } = "";
     [Required] public string BootstrapScriptsDirectory { get; set; } = "";
-    public string MsDockerHost { get; set; } = "";
+
+    /// <summary>MsBaseBuilder: auto (host when it can, else the builder container), host, or container.</summary>
+    public string BaseBuilder { get; set; } = "auto";
+    /// <summary>MsRebuildBase: make the base tarball again even though it exists.</summary>
+    public bool RebuildBase { get; set; }
+    public string Stage0Tag { get; set; } = "";
+    public string DockerfileStage0 { get; set; } = "";
+    /// <summary>MsSkipStage0Build: any non-empty value (the seed's convention) uses the builder image as it is.</summary>
+    public string SkipStage0Build { get; set; } = "";
 
     [Output] public string Stage1ImageId { get; private set; } = "";
     [Output] public bool Stage1Reused { get; private set; }
@@ -36,8 +46,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             ? await EnsureOsBaseAsync(engine, cancellationToken).ConfigureAwait(false)
             : MsBase;
         var baseImage = await engine.TryInspectImageAsync(baseReference, cancellationToken).ConfigureAwait(false)
-            ?? throw new ImageBuildException(MsiCodes.BaseImageMissing,
-                $"MsBase '{MsBase}' is not an image on the engine at {engine.Endpoint}. Load or build it first, or use MsBase=scratch to start from the OS base tarball.");
+            ?? await PullBaseAsync(engine, cancellationToken).ConfigureAwait(false);
 
         var key = Stage1Key(baseImage.ID);
         var existing = await engine.TryInspectImageAsync(Stage1Image, cancellationToken).ConfigureAwait(false);
@@ -50,43 +59,29 @@ public sealed class Stage1BaseImage : ImageBuildTask
         }
 
         Log.LogMessage(MessageImportance.High, "Stage1: making {0} from {1}.", Stage1Image, baseReference);
-        var container = await engine.Client.Containers.CreateContainerAsync(new CreateContainerParameters
+        var container = await engine.Client.Containers.CreateContainerAsync(WithStageOptions(new CreateContainerParameters
         {
             Image = baseImage.ID,
             Name = Stage1Name,
             // /docker holds the build-time scripts only: it must not reach the committed image. The MS_* settings
             // go through env(1), not the container's Env, which commit would bake into the image.
-            Cmd = ["/usr/bin/env", .. StageEnvironmentList(), "/bin/sh", "-c", "/bin/bash /docker/bootstrap_scripts/stage1.sh; rc=$?; rm -rf /docker; exit $rc"],
+            Cmd = ["/usr/bin/env", .. StageEnvironmentList(), "/bin/sh", "-c", $"{LinkDataDirectory}; /bin/bash {BootstrapScriptsInContainer}/stage1.sh; rc=$?; rm -rf /docker; exit $rc"],
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", MsImage),
-        }, cancellationToken).ConfigureAwait(false);
+        }, engine, MsDockerArgs, MsDataDir), cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         try
         {
             await ArchiveUpload.UploadAsync(engine, container.ID, BootstrapScriptsTree(), cancellationToken).ConfigureAwait(false);
-            await engine.Client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
-            var output = new Queue<string>();
-            await engine.Client.Containers.GetContainerLogsAsync(container.ID,
-                new ContainerLogsParameters { Follow = true, ShowStdout = true, ShowStderr = true },
-                new Progress<string>(line =>
-                {
-                    lock (output)
-                    {
-                        Log.LogMessage(MessageImportance.Normal, "stage1: {0}", line.TrimEnd('\n', '\r'));
-                        output.Enqueue(line.TrimEnd('\n', '\r'));
-                        if (output.Count > 50) output.Dequeue();
-                    }
-                }), cancellationToken).ConfigureAwait(false);
-            var exit = await engine.Client.Containers.WaitContainerAsync(container.ID, cancellationToken).ConfigureAwait(false);
-            if (exit.StatusCode != 0)
+            var (exitCode, lastLines) = await ContainerRun.RunToExitAsync(engine, container.ID,
+                line => Log.LogMessage(MessageImportance.Normal, "stage1: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (exitCode != 0)
             {
-                string tail;
-                lock (output) tail = string.Join(Environment.NewLine, output);
                 throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
-                    $"stage1.sh failed with exit code {exit.StatusCode}. Last lines:{Environment.NewLine}{tail}", Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
+                    $"stage1.sh failed with exit code {exitCode}. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, lastLines)}", Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
             }
 
-            var (repository, tag) = SplitTag(Stage1Image);
+            var (repository, tag) = ImageReference.SplitTag(Stage1Image);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
             var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
@@ -96,15 +91,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 Tag = temporaryTag,
                 Cmd = ["/sbin/init"],
                 StopSignal = SystemdContainerSpec.StopSignal,
-                Labels = new Dictionary<string, string>
-                {
-                    [BuildLabels.Stage1Key] = key,
-                    [BuildLabels.Image] = MsImage,
-                    // Commit merges the container's labels in: blank the per-build ones.
-                    [BuildLabels.BuildId] = "",
-                    [BuildLabels.OwnerPid] = "",
-                    [BuildLabels.Stage] = "",
-                },
+                Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Stage1Key] = key, [BuildLabels.Image] = MsImage }),
             }, cancellationToken).ConfigureAwait(false);
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
@@ -122,39 +109,90 @@ public sealed class Stage1BaseImage : ImageBuildTask
 
     private async Task<string> EnsureOsBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
-        if (!File.Exists(BaseImagePath))
+        if (!File.Exists(BaseImagePath) || RebuildBase)
         {
-            await CreateOsBaseAsync(cancellationToken).ConfigureAwait(false);
+            await CreateOsBaseAsync(engine, cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it to redo).", BaseImagePath);
+            Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", BaseImagePath);
         }
         return await BaseImageImport.ImportAsync(engine, BaseImagePath, MsOs, MsOsRelease,
             message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
     }
 
-    private async System.Threading.Tasks.Task CreateOsBaseAsync(CancellationToken cancellationToken)
+    private async System.Threading.Tasks.Task CreateOsBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
-        var script = Path.Combine(BootstrapScriptsDirectory, "stage0.sh");
         var canRunOnHost = OperatingSystem.IsLinux() && Mono.Unix.Native.Syscall.geteuid() == 0
             && new[] { "/usr/sbin/debootstrap", "/usr/bin/debootstrap", "/sbin/debootstrap" }.Any(File.Exists);
-        if (!canRunOnHost)
+        var inContainer = BaseBuilder.ToLowerInvariant() switch
         {
-            throw new ImageBuildException(MsiCodes.BaseCannotBeCreated,
-                $"The base tarball '{BaseImagePath}' is missing and this host cannot make it: stage0.sh needs root and debootstrap. Run the build as root with debootstrap installed, or place a base tarball there, or set MsBase to an existing image.",
-                BaseImagePath);
+            "container" => true,
+            "host" when !canRunOnHost => throw new ImageBuildException(MsiCodes.BaseCannotBeCreated,
+                $"MsBaseBuilder=host but this host cannot run stage0.sh: it needs root and debootstrap. Install debootstrap and build as root, or use MsBaseBuilder=container.", BaseImagePath),
+            "host" => false,
+            _ => !canRunOnHost,
+        };
+
+        var script = Path.Combine(BootstrapScriptsDirectory, "stage0.sh");
+        if (!inContainer)
+        {
+            Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh on this host (debootstrap {1} {2}).", BaseImagePath, MsOs, MsOsRelease);
+            var hostEnvironment = StageEnvironmentList().Select(e => e.Split('=', 2)).ToDictionary(e => e[0], e => e.Length > 1 ? e[1] : "");
+            var (exitCode, lastLines) = await HostScriptRunner.RunAsync(script, hostEnvironment,
+                line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (exitCode != 0 || !File.Exists(BaseImagePath))
+            {
+                throw new ImageBuildException(MsiCodes.BaseCreationFailed,
+                    $"stage0.sh failed with exit code {exitCode}; no base tarball was written. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, lastLines)}", script);
+            }
+            return;
         }
 
-        Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh (debootstrap {1} {2}).", BaseImagePath, MsOs, MsOsRelease);
-        var environment = StageEnvironment.ToDictionary(i => i.ItemSpec, i => i.GetMetadata("Value"));
-        var (exitCode, lastLines) = await HostScriptRunner.RunAsync(script, environment,
-            line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
-        if (exitCode != 0 || !File.Exists(BaseImagePath))
+        Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh in the stage0 builder {1}.", BaseImagePath, Stage0Tag);
+        var dockerfile = string.IsNullOrWhiteSpace(DockerfileStage0) ? Path.Combine(BootstrapScriptsDirectory, "Dockerfile.stage0") : DockerfileStage0;
+        var builder = await Stage0Builder.EnsureImageAsync(engine, dockerfile, Stage0Tag, !string.IsNullOrWhiteSpace(SkipStage0Build),
+            message => Log.LogMessage(MessageImportance.Normal, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
+        // In the builder the data dir is container-local: the tarball is copied out through the archive API.
+        const string output = "/docker/stage0-output";
+        var name = Path.GetFileName(BaseImagePath);
+        var environment = StageEnvironmentList().Where(e => !e.StartsWith("MS_DATA_DIR=", StringComparison.Ordinal) && !e.StartsWith("MS_BASEIMAGE=", StringComparison.Ordinal));
+        var container = WithStageOptions(new CreateContainerParameters
         {
-            throw new ImageBuildException(MsiCodes.BaseCreationFailed,
-                $"stage0.sh failed with exit code {exitCode}; no base tarball was written. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, lastLines)}", script);
+            Image = builder,
+            Name = Stage1Name + "-stage0",
+            Cmd = ["/usr/bin/env", .. environment, $"MS_DATA_DIR={output}", $"MS_BASEIMAGE={name}", "/bin/bash", $"{BootstrapScriptsInContainer}/stage0.sh"],
+            Env = ["container=docker"],
+            Labels = StageContainerLabels("stage0", MsImage),
+        }, engine, MsDockerArgs, dataDirectory: null);
+        await Stage0Builder.RunAsync(engine, Stage0Tag, container, BootstrapScriptsTree(), $"{output}/{name}", BaseImagePath,
+            line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An MsBase that is not on the engine is pulled once; if that fails, the error names it.</summary>
+    private async Task<ImageInspectResponse> PullBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
+    {
+        var (repository, tag) = ImageReference.SplitTag(MsBase);
+        Log.LogMessage(MessageImportance.High, "Stage1: MsBase {0} is not on the engine; pulling it.", MsBase);
+        string? error = null;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromMinutes(5));
+        try
+        {
+            await engine.Client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag }, null,
+                new Progress<JSONMessage>(m => error ??= m.Error?.Message), timeout.Token).ConfigureAwait(false);
         }
+        catch (Docker.DotNet.DockerApiException e)
+        {
+            error = e.ResponseBody?.Trim() is { Length: > 0 } body ? body : e.Message;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            error = "the pull did not finish within 5 minutes";
+        }
+        return await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false)
+            ?? throw new ImageBuildException(MsiCodes.BaseImageMissing,
+                $"MsBase '{MsBase}' is not an image on the engine at {engine.Endpoint} and could not be pulled ({error ?? "no image"}). Load or build it first, or use MsBase=scratch to start from the OS base tarball.");
     }
 
     private string Stage1Key(string baseImageId)
@@ -177,11 +215,5 @@ public sealed class Stage1BaseImage : ImageBuildTask
     }
 
     private InjectedTree BootstrapScriptsTree() =>
-        InjectedTree.Collect([new InjectedTree.Source(BootstrapScriptsDirectory, "/docker/bootstrap_scripts/")]);
-
-    internal static (string Repository, string Tag) SplitTag(string reference)
-    {
-        var colon = reference.LastIndexOf(':');
-        return colon > reference.LastIndexOf('/') ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
-    }
+        InjectedTree.Collect([new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName])]);
 }

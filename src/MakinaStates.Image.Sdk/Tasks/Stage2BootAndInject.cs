@@ -3,6 +3,7 @@ using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Injection;
+using MakinaStates.Image.Sdk.Scripts;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
 
@@ -22,26 +23,34 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     [Required] public string Stage2Name { get; set; } = "";
     [Required] public string BootstrapScriptsDirectory { get; set; } = "";
     public ITaskItem[] InjectedVolumes { get; set; } = [];
-    public string MsDockerHost { get; set; } = "";
     public int BootTimeoutSeconds { get; set; } = 180;
+    public string MsDataDir { get; set; } = "";
+
+    /// <summary>MsExposeInjectedVolumes: also lay the merged tree at /docker/injected_volumes while building.</summary>
+    public bool ExposeInjectedVolumes { get; set; } = true;
 
     [Output] public string ContainerId { get; private set; } = "";
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        // Stage0 validated this tree and warned about what it skips; collect it again as it is now.
-        var tree = InjectedTree.Collect(InjectedTree.ImageSources(MsImageDir, InjectedVolumes));
+        // Stage0 validated this tree and warned about what it skips; collect it again as it is now. The build also
+        // sees it at /docker/injected_volumes (the seed's layout) with the effective scripts; /docker is removed
+        // before the commit.
+        var sources = InjectedTree.ImageSources(MsImageDir, InjectedVolumes).ToList();
+        var exposed = ExposeInjectedVolumes
+            ? sources.Select(s => s with { TargetPath = "/docker/injected_volumes/" + s.TargetPath.TrimStart('/') })
+            : [];
+        var tree = InjectedTree.Collect([.. sources, .. exposed,
+            new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName])]);
 
         using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
         var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
-        var created = await engine.Client.Containers.CreateContainerAsync(
-            SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion),
-            cancellationToken).ConfigureAwait(false);
+        var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion);
+        var created = await engine.Client.Containers.CreateContainerAsync(WithStageOptions(spec, engine, MsDockerArgs, MsDataDir), cancellationToken).ConfigureAwait(false);
         try
         {
+            // Injected before the start, so systemd boots with the injected units in place.
             var watch = Stopwatch.StartNew();
-            await ArchiveUpload.UploadAsync(engine, created.ID,
-                InjectedTree.Collect([new InjectedTree.Source(BootstrapScriptsDirectory, "/docker/bootstrap_scripts/")]), cancellationToken).ConfigureAwait(false);
             await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken).ConfigureAwait(false);
             Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
 
@@ -49,7 +58,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             await SystemdBoot.WaitAsync(engine, created.ID, TimeSpan.FromSeconds(BootTimeoutSeconds),
                 message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
 
-            var result = await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/bash", "/docker/bootstrap_scripts/stage2.sh"],
+            await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/sh", "-c", LinkDataDirectory], null, _ => { }, cancellationToken).ConfigureAwait(false);
+            var result = await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"],
                 StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage2: {0}", line), cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {

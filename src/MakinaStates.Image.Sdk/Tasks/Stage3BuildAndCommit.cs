@@ -17,7 +17,6 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     [Required] public string MsCommand { get; set; } = "";
     [Required] public string ContainerId { get; set; } = "";
     [Required] public string ImageCandidate { get; set; } = "";
-    public string MsDockerHost { get; set; } = "";
     public int StopTimeoutSeconds { get; set; } = 60;
 
     /// <summary>MsDoSnapshot: "yes" runs snapshot.sh before the commit.</summary>
@@ -31,7 +30,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         string? temporaryReference = null;
         try
         {
-            var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", "/docker/bootstrap_scripts/stage3.sh"],
+            var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"],
                 StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage3: {0}", line), cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
@@ -57,7 +56,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             var image = ImageReference.Parse(MsImage, "MsImage");
             // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
             // previous candidate, and the new image is never untagged (a concurrent prune cannot take it).
-            var (repository, tag) = Stage1BaseImage.SplitTag(ImageCandidate);
+            var (repository, tag) = ImageReference.SplitTag(ImageCandidate);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
             var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
@@ -68,14 +67,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Cmd = ShellWords.Split(MsCommand).ToList(),
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                Labels = new Dictionary<string, string>
-                {
-                    [BuildLabels.Image] = MsImage,
-                    // Commit merges the container's labels in: blank the per-build ones.
-                    [BuildLabels.BuildId] = "",
-                    [BuildLabels.OwnerPid] = "",
-                    [BuildLabels.Stage] = "",
-                },
+                Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Image] = MsImage }),
             }, cancellationToken).ConfigureAwait(false);
 
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
@@ -102,7 +94,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
     private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, CancellationToken cancellationToken)
     {
-        var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"/docker/bootstrap_scripts/{script}"],
+        var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"],
             StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", script, line), cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {

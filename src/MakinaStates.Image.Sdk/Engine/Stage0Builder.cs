@@ -1,0 +1,121 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Injection;
+
+namespace MakinaStates.Image.Sdk.Engine;
+
+/// <summary>
+/// The stage0 builder: an image built from Dockerfile.stage0 in which stage0.sh (debootstrap) runs when the build
+/// host cannot run it. The base tarball is copied out through the archive API, so no host path is mounted.
+/// </summary>
+public static class Stage0Builder
+{
+    /// <summary>Builds the builder image, or reuses it while its Dockerfile is unchanged.</summary>
+    public static async Task<string> EnsureImageAsync(DockerEngine engine, string dockerfile, string tag, bool skipBuild,
+        Action<string> log, CancellationToken cancellationToken)
+    {
+        var existing = await engine.TryInspectImageAsync(tag, cancellationToken).ConfigureAwait(false);
+        if (skipBuild)
+        {
+            return existing?.ID ?? throw new ImageBuildException(MsiCodes.Stage0BuilderMissing,
+                $"MsSkipStage0Build is set but the stage0 builder image '{tag}' is not on the engine. Build it once (unset MsSkipStage0Build) or set MsStage0Tag to an existing image.");
+        }
+
+        var content = await File.ReadAllBytesAsync(dockerfile, cancellationToken).ConfigureAwait(false);
+        var key = Convert.ToHexStringLower(SHA256.HashData(content));
+        if (existing?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.Stage0Key, out var existingKey) && existingKey == key)
+        {
+            log($"stage0 builder {tag} is up to date, reused.");
+            return existing.ID;
+        }
+
+        log($"building the stage0 builder {tag} from {dockerfile}.");
+        using var context = new MemoryStream();
+        var writer = new PaxTarWriter(context);
+        await writer.WriteEntryAsync(new PaxTarWriter.Entry("Dockerfile", PaxTarWriter.EntryType.File, 0x1A4, 0, 0, DateTimeOffset.UnixEpoch) { Size = content.Length },
+            new MemoryStream(content), cancellationToken).ConfigureAwait(false);
+        await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
+        context.Position = 0;
+
+        string? error = null;
+        var (repository, imageTag) = Settings.ImageReference.SplitTag(tag);
+        await engine.Client.Images.BuildImageFromDockerfileAsync(new ImageBuildParameters
+        {
+            Tags = [$"{repository}:{imageTag}"],
+            Labels = new Dictionary<string, string> { [BuildLabels.Stage0Key] = key },
+            Remove = true,
+            ForceRemove = true,
+        }, context, null, null, new Progress<JSONMessage>(m =>
+        {
+            if (m.Error is not null) error ??= m.Error.Message;
+            else if (!string.IsNullOrWhiteSpace(m.Stream)) log(m.Stream.TrimEnd());
+        }), cancellationToken).ConfigureAwait(false);
+
+        var built = await engine.TryInspectImageAsync(tag, cancellationToken).ConfigureAwait(false);
+        if (error is not null || built is null || built.Config?.Labels is not { } builtLabels || !builtLabels.TryGetValue(BuildLabels.Stage0Key, out var builtKey) || builtKey != key)
+        {
+            throw new ImageBuildException(MsiCodes.Stage0BuilderFailed,
+                $"Building the stage0 builder from '{dockerfile}' failed: {error ?? "no image was tagged"}. Fix the Dockerfile (MsDockerfileStage0) or its FROM image.", dockerfile);
+        }
+        if (existing is not null && existing.ID != built.ID)
+        {
+            // Replaced: the old builder goes (unless a container still uses it).
+            try
+            {
+                await engine.Client.Images.DeleteImageAsync(existing.ID, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Docker.DotNet.DockerApiException)
+            {
+            }
+        }
+        return built.ID;
+    }
+
+    /// <summary>Runs stage0.sh in a builder container and copies the tarball it made to <paramref name="tarballPath"/>.</summary>
+    public static async Task RunAsync(DockerEngine engine, string builderImage, CreateContainerParameters container, InjectedTree scripts,
+        string containerOutput, string tarballPath, Action<string> log, CancellationToken cancellationToken)
+    {
+        var created = await engine.Client.Containers.CreateContainerAsync(container, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ArchiveUpload.UploadAsync(engine, created.ID, scripts, cancellationToken).ConfigureAwait(false);
+            var (exitCode, lastLines) = await ContainerRun.RunToExitAsync(engine, created.ID, log, cancellationToken).ConfigureAwait(false);
+            if (exitCode != 0)
+            {
+                throw new ImageBuildException(MsiCodes.BaseCreationFailed,
+                    $"stage0.sh failed in the stage0 builder ({builderImage}) with exit code {exitCode}; no base tarball was written. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, lastLines)}");
+            }
+
+            // Copied to a temporary name and renamed: an interrupted copy never leaves a truncated tarball.
+            var partial = $"{tarballPath}.partial.{Environment.ProcessId}";
+            try
+            {
+                var archive = await engine.Client.Containers.GetArchiveFromContainerAsync(created.ID,
+                    new ContainerPathStatParameters { Path = containerOutput }, false, cancellationToken).ConfigureAwait(false);
+                await using (var stream = archive.Stream!)
+                await using (var reader = new TarReader(stream))
+                {
+                    var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+                    if (entry?.DataStream is null)
+                    {
+                        throw new ImageBuildException(MsiCodes.BaseCreationFailed, $"stage0.sh exited 0 but wrote no {containerOutput} in the builder.");
+                    }
+                    await using var file = File.Create(partial);
+                    await entry.DataStream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+                }
+                File.Move(partial, tarballPath, overwrite: true);
+            }
+            finally
+            {
+                File.Delete(partial);
+            }
+        }
+        finally
+        {
+            await engine.RemoveContainerAsync(created.ID, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+}

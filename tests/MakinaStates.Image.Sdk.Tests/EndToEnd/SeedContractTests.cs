@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
+
+/// <summary>The seed's knobs, in MSBuild form, against the real engine.</summary>
+[TestClass]
+public sealed class SeedContractTests
+{
+    private static async Task CleanupImagesAsync(Docker.DotNet.DockerClient docker, string image)
+    {
+        await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
+        await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+    }
+
+    private static string UniqueImage(string name) => $"makinastates/test-{name}-{Guid.NewGuid():N}"[..40];
+
+    [TestMethod]
+    public async Task Stage_script_precedence_salt_then_image_rootfs_then_injected_volumes_then_stage_path_then_sdk()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = UniqueImage("precedence");
+        using var project = new ImageProject(image);
+        var stagePath = Directory.CreateDirectory(Path.Combine(project.Directory, "stage-path")).FullName;
+        string Marker(string who) => $"#!/bin/bash\necho {who} > /srv/stage3-winner\n";
+        project.Write(".salt/stage3.sh", Marker("salt"), executable: true);
+        Directory.CreateDirectory(Path.Combine(project.Directory, ".git"));
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", Marker("image_rootfs"), executable: true);
+        project.Write("stage-path/stage3.sh", Marker("stage_path"), executable: true);
+        try
+        {
+            async Task<string?> Winner()
+            {
+                var build = await project.BuildAsync($"-p:MsStagePath={stagePath}");
+                Assert.IsTrue(build.Succeeded, build.Output);
+                return (await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/stage3-winner"))?.Trim();
+            }
+
+            Assert.AreEqual("salt", await Winner());
+            Directory.Delete(Path.Combine(project.Directory, ".salt"), recursive: true);
+            Assert.AreEqual("image_rootfs", await Winner());
+            File.Delete(Path.Combine(project.Directory, "image_rootfs/bootstrap_scripts/stage3.sh"));
+            // Stage0 wrote its own copy into injected_volumes/bootstrap_scripts/: a user's edit of it is an override.
+            project.Write("injected_volumes/bootstrap_scripts/stage3.sh", Marker("injected_volumes"), executable: true);
+            Assert.AreEqual("injected_volumes", await Winner());
+            File.Delete(Path.Combine(project.Directory, "injected_volumes/bootstrap_scripts/stage3.sh"));
+            Assert.AreEqual("stage_path", await Winner());
+            File.Delete(Path.Combine(stagePath, "stage3.sh"));
+            var sdk = await project.BuildAsync($"-p:MsStagePath={stagePath}");
+            Assert.IsTrue(sdk.Succeeded, sdk.Output);
+            StringAssert.Contains(sdk.Output, "stage3.sh: using");
+            StringAssert.Contains(sdk.Output, "from the SDK's stage-scripts/");
+            Assert.IsNull(await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/stage3-winner"));
+        }
+        finally
+        {
+            await CleanupImagesAsync(docker, image);
+        }
+    }
+
+    [TestMethod]
+    public async Task Stage1_is_reused_while_its_key_holds_and_replaced_when_stage3_changes()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = UniqueImage("stage1-cache");
+        using var project = new ImageProject(image);
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho one\n", executable: true);
+        try
+        {
+            Assert.IsTrue((await project.BuildAsync()) is { Succeeded: true });
+            var first = await docker.Images.InspectImageAsync($"{image}-stage1:latest");
+            var firstKey = first.Config!.Labels!["io.makinastates.stage1-key"];
+
+            var second = await project.BuildAsync();
+            Assert.IsTrue(second.Succeeded, second.Output);
+            StringAssert.Contains(second.Output, "is up to date");
+            Assert.AreEqual(first.ID, (await docker.Images.InspectImageAsync($"{image}-stage1:latest")).ID);
+
+            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho two\n", executable: true);
+            var third = await project.BuildAsync();
+            Assert.IsTrue(third.Succeeded, third.Output);
+            var replaced = await docker.Images.InspectImageAsync($"{image}-stage1:latest");
+            Assert.AreNotEqual(first.ID, replaced.ID);
+            Assert.AreNotEqual(firstKey, replaced.Config!.Labels!["io.makinastates.stage1-key"]);
+            Assert.IsNull(await TestDocker.ImageIdAsync(docker, first.ID), "the replaced stage1 image was not removed");
+        }
+        finally
+        {
+            await CleanupImagesAsync(docker, image);
+        }
+    }
+
+    [TestMethod]
+    public async Task Existing_image_as_MsBase_is_the_start_of_stage1()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var parent = UniqueImage("parent");
+        var child = UniqueImage("child");
+        using var parentProject = new ImageProject(parent);
+        parentProject.Write("injected_volumes/srv/from-parent", "parent\n");
+        using var childProject = new ImageProject(child);
+        try
+        {
+            Assert.IsTrue((await parentProject.BuildAsync()) is { Succeeded: true });
+            var build = await childProject.BuildAsync($"-p:MsBase={parent}:candidate");
+            Assert.IsTrue(build.Succeeded, build.Output);
+            Assert.IsFalse(build.Output.Contains("baseimage-", StringComparison.Ordinal) && build.Output.Contains("Importing", StringComparison.Ordinal),
+                "no base tarball is used when MsBase is an image");
+            Assert.AreEqual("parent\n", await TestDocker.ReadFileFromImageAsync(docker, $"{child}:candidate", "/srv/from-parent"));
+        }
+        finally
+        {
+            await CleanupImagesAsync(docker, child);
+            await CleanupImagesAsync(docker, parent);
+        }
+    }
+
+    [TestMethod]
+    public async Task Absent_unpullable_MsBase_is_MSI1003_naming_it()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        using var project = new ImageProject(UniqueImage("no-base"));
+        // A registry on a loopback port nothing listens on: the pull fails at once, and no traffic leaves the host.
+        var build = await project.BuildAsync("-p:MsBase=127.0.0.1:1/nosuch/base:1");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI1003");
+        StringAssert.Contains(build.Output, "'127.0.0.1:1/nosuch/base:1'");
+        Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={build.BuildId}")).Count);
+    }
+
+    [TestMethod]
+    public async Task Docker_args_reach_the_stage_containers_and_data_dir_is_read_only_and_never_committed()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = UniqueImage("docker-args");
+        using var project = new ImageProject(image);
+        var label = $"makinastates-test={Guid.NewGuid():N}";
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", """
+            #!/bin/bash
+            set -euo pipefail
+            echo "GREETING=$GREETING"
+            echo "container=$container MS_IMAGE=$MS_IMAGE MS_OS_RELEASE=$MS_OS_RELEASE"
+            test -f /docker/data/baseimage-debian-bookworm.tar.xz
+            if touch /docker/data/should-fail 2>/dev/null; then echo "data dir is writable"; exit 1; fi
+            test -f /docker/injected_volumes/srv/injected.txt
+            test -f /docker/injected_volumes/bootstrap_scripts/stage3.sh
+            sleep 4
+            """, executable: true);
+        project.Write("injected_volumes/srv/injected.txt", "x\n");
+        try
+        {
+            var buildTask = project.BuildAsync($"-p:MsDockerArgs=\"-e 'GREETING=hello world' --label {label} --cap-add SYS_PTRACE\"");
+            var labelled = false;
+            while (!buildTask.IsCompleted)
+            {
+                var containers = await TestDocker.ContainersWithLabelAsync(docker, label);
+                labelled |= containers.Any(c => c.Labels.ContainsKey("io.makinastates.build-id"));
+                await Task.Delay(250);
+            }
+            var build = await buildTask;
+            Assert.IsTrue(build.Succeeded, build.Output);
+            Assert.IsTrue(labelled, "no stage container carried the --label of MsDockerArgs");
+            StringAssert.Contains(build.Output, "GREETING=hello world");
+            StringAssert.Contains(build.Output, $"container=docker MS_IMAGE={image} MS_OS_RELEASE=bookworm");
+
+            var candidate = await docker.Images.InspectImageAsync($"{image}:candidate");
+            Assert.IsFalse(candidate.Config!.Env!.Any(e => e.StartsWith("GREETING", StringComparison.Ordinal)), "MsDockerArgs env was baked into the image");
+            Assert.IsNull(await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/docker"), "/docker is in the committed image");
+            Assert.AreEqual("x\n", await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/injected.txt"));
+        }
+        finally
+        {
+            await CleanupImagesAsync(docker, image);
+        }
+    }
+
+    [TestMethod]
+    public async Task Unknown_docker_arg_is_MSI0011_naming_it_and_the_supported_ones()
+    {
+        Repository.RequirePackedSdk();
+        using var project = new ImageProject(UniqueImage("bad-args"));
+        var build = await project.BuildAsync("-p:MsDockerArgs=\"--rm --env A=b\"");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0011");
+        StringAssert.Contains(build.Output, "'--rm'");
+        StringAssert.Contains(build.Output, "--cap-add");
+        Assert.IsNull(build.BuildId, "the build went past Stage0's validation");
+    }
+
+    [TestMethod]
+    [DataRow("MsStage1Name")]
+    [DataRow("MsStage2Name")]
+    [DataRow("MsImageCandidate")]
+    public async Task Read_only_names_cannot_be_set(string name)
+    {
+        Repository.RequirePackedSdk();
+        using var project = new ImageProject(UniqueImage("read-only"));
+        var build = await project.BuildAsync($"-p:{name}=mine");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0010");
+        StringAssert.Contains(build.Output, $"{name}='mine'");
+    }
+
+    [TestMethod]
+    public async Task Read_only_names_are_unique_per_build_and_scripts_are_laid_out_only_when_changed()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = UniqueImage("layout");
+        using var project = new ImageProject(image);
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho \"names $MS_STAGE1_NAME $MS_STAGE2_NAME $MS_IMAGE_CANDIDATE\"\n", executable: true);
+        try
+        {
+            var first = await project.BuildAsync();
+            Assert.IsTrue(first.Succeeded, first.Output);
+            var scripts = Path.Combine(project.Directory, "injected_volumes", "bootstrap_scripts");
+            foreach (var name in new[] { "stage0.sh", "stage1.sh", "stage2.sh", "stage3.sh", "Dockerfile.stage0", "snapshot.sh", "save-acls.sh" })
+            {
+                Assert.IsTrue(File.Exists(Path.Combine(scripts, name)), name);
+            }
+            Assert.AreEqual(File.ReadAllText(Path.Combine(project.Directory, "image_rootfs/bootstrap_scripts/stage3.sh")), File.ReadAllText(Path.Combine(scripts, "stage3.sh")));
+            var written = Directory.GetFiles(scripts).ToDictionary(f => f, File.GetLastWriteTimeUtc);
+
+            await Task.Delay(1100);
+            var second = await project.BuildAsync();
+            Assert.IsTrue(second.Succeeded, second.Output);
+            foreach (var (file, time) in written)
+            {
+                if (!file.EndsWith(".makinastates-generated", StringComparison.Ordinal))
+                {
+                    Assert.AreEqual(time, File.GetLastWriteTimeUtc(file), $"{file} was rewritten although unchanged");
+                }
+            }
+
+            string Names(DotnetBuild build) => build.Output.Split('\n').First(l => l.Contains("stage3: names", StringComparison.Ordinal)).Trim();
+            StringAssert.Contains(Names(first), $"{image}:candidate");
+            Assert.AreNotEqual(Names(first), Names(second), "stage container names must be unique per build");
+        }
+        finally
+        {
+            await CleanupImagesAsync(docker, image);
+        }
+    }
+}
