@@ -91,12 +91,19 @@ public static class Stage0Builder
 
             // Copied to a temporary name and renamed: an interrupted copy never leaves a truncated tarball.
             var partial = $"{tarballPath}.partial.{Environment.ProcessId}";
+            var download = partial + ".tar";
             try
             {
+                // The archive is saved first, then unpacked: the engine's chunked stream must be read to its end
+                // in one go (reading it through a tar reader fails at the end).
                 var archive = await engine.Client.Containers.GetArchiveFromContainerAsync(created.ID,
                     new ContainerPathStatParameters { Path = containerOutput }, false, cancellationToken).ConfigureAwait(false);
                 await using (var stream = archive.Stream!)
-                await using (var reader = new TarReader(stream))
+                await using (var file = File.Create(download))
+                {
+                    await stream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+                }
+                await using (var reader = new TarReader(File.OpenRead(download)))
                 {
                     var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
                     if (entry?.DataStream is null)
@@ -111,6 +118,7 @@ public static class Stage0Builder
             finally
             {
                 File.Delete(partial);
+                File.Delete(download);
             }
         }
         finally
