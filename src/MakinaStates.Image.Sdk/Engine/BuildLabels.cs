@@ -9,6 +9,12 @@ public static class BuildLabels
     /// <summary>On stage containers: the process id of the MSBuild node that owns them.</summary>
     public const string OwnerPid = "io.makinastates.owner-pid";
 
+    /// <summary>On stage containers: the host of the owning process (orphans are judged on that host only).</summary>
+    public const string OwnerHost = "io.makinastates.owner-host";
+
+    /// <summary>On stage containers: boot id and pid:start-time of the owning process.</summary>
+    public const string OwnerProcess = "io.makinastates.owner-process";
+
     /// <summary>On stage containers and images: the MsImage they belong to.</summary>
     public const string Image = "io.makinastates.image";
 

@@ -29,6 +29,9 @@ public abstract class ImageBuildTask : Task, ICancelableTask
 
     public sealed override bool Execute()
     {
+        // Ctrl+C reaches Cancel() through MSBuild. SIGTERM (a CI job stopped, `kill`) makes the host exit the process
+        // instead: the stage containers of this build are removed on the way out.
+        AppDomain.CurrentDomain.ProcessExit += RemoveContainersOnExit;
         try
         {
             ExecuteAsync(_cancellation.Token).GetAwaiter().GetResult();
@@ -47,7 +50,32 @@ public abstract class ImageBuildTask : Task, ICancelableTask
             Log.LogError(null, MsiCodes.EngineRefused, MsiCodes.EngineRefused, null, 0, 0, 0, 0,
                 "The Docker engine refused a request ({0}): {1}", (int)e.StatusCode, e.ResponseBody?.Trim());
         }
+        finally
+        {
+            AppDomain.CurrentDomain.ProcessExit -= RemoveContainersOnExit;
+        }
         return !Log.HasLoggedErrors;
+    }
+
+    private void RemoveContainersOnExit(object? sender, EventArgs e)
+    {
+        Cancel();
+        if (string.IsNullOrEmpty(BuildId))
+        {
+            return;
+        }
+        try
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(8));
+            using var engine = Engine.DockerEngine.ConnectAsync(MsDockerHost, bound.Token).GetAwaiter().GetResult();
+            engine.RemoveBuildContainersAsync(BuildId, bound.Token).GetAwaiter().GetResult();
+        }
+        catch (Exception)
+        {
+            // Exiting: nothing can be reported any more; Stage0 of the next build reaps what is left.
+        }
+        // The process is ending in the middle of a stage: it must not look like a success.
+        Environment.ExitCode = 143;
     }
 
     protected abstract System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken);
@@ -74,7 +102,7 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// </summary>
     protected Dictionary<string, string> ImageLabels(Dictionary<string, string> labels)
     {
-        foreach (var name in new[] { Engine.BuildLabels.BuildId, Engine.BuildLabels.OwnerPid, Engine.BuildLabels.Stage }
+        foreach (var name in new[] { Engine.BuildLabels.BuildId, Engine.BuildLabels.OwnerPid, Engine.BuildLabels.OwnerHost, Engine.BuildLabels.OwnerProcess, Engine.BuildLabels.Stage }
                      .Concat(Settings.DockerRunArguments.Parse(MsDockerArgs).Labels.Keys))
         {
             labels.TryAdd(name, "");
@@ -110,13 +138,17 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     }
 
     /// <summary>Labels of a stage container: whose build it is, so failures and cancellations can find it.</summary>
-    protected Dictionary<string, string> StageContainerLabels(string stage, string image) => new()
+    protected Dictionary<string, string> StageContainerLabels(string stage, string image)
     {
-        [Engine.BuildLabels.BuildId] = BuildId,
-        [Engine.BuildLabels.OwnerPid] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        [Engine.BuildLabels.Image] = image,
-        [Engine.BuildLabels.Stage] = stage,
-    };
+        var labels = new Dictionary<string, string>
+        {
+            [Engine.BuildLabels.BuildId] = BuildId,
+            [Engine.BuildLabels.Image] = image,
+            [Engine.BuildLabels.Stage] = stage,
+        };
+        Engine.BuildOwnership.AddLabels(labels);
+        return labels;
+    }
 
     /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>
     protected static CancellationToken CleanupToken() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;

@@ -96,6 +96,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
 
         using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
         var version = await engine.Client.System.GetVersionAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var reaped in await BuildOwnership.ReapOrphansAsync(engine, cancellationToken).ConfigureAwait(false))
+        {
+            Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
+        }
 
         // The seed's report of the effective settings.
         Log.LogMessage(MessageImportance.High, "MakinaStates image build {0}", NewBuildId);

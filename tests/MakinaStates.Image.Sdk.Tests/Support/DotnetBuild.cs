@@ -12,49 +12,107 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
     public bool Succeeded => ExitCode == 0;
 
     /// <summary>The build id Stage0 printed (labels every stage container of that build).</summary>
-    public string? BuildId => BuildIdLine().Match(Output) is { Success: true } m ? m.Groups[1].Value : null;
+    public string? BuildId => FindBuildId(Output);
+
+    internal static string? FindBuildId(string output) => BuildIdLine().Match(output) is { Success: true } m ? m.Groups[1].Value : null;
 
     public static async Task<DotnetBuild> RunAsync(string project, IEnumerable<string>? arguments = null,
         IDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
     {
-        var start = new ProcessStartInfo("dotnet")
+        await using var running = Running.Start(project, arguments, environment);
+        return await running.CompleteAsync(timeout ?? TimeSpan.FromMinutes(15));
+    }
+
+    /// <summary>A build in progress: its process, and its output as it comes.</summary>
+    public sealed class Running : IAsyncDisposable
+    {
+        private readonly System.Text.StringBuilder _output = new();
+        private readonly Stopwatch _watch = Stopwatch.StartNew();
+        private readonly PeakMemory _memory;
+
+        private Running(Process process)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(project)!,
-        };
-        foreach (var argument in new[] { "build", project, "-nr:false", "-tl:off", "-v:n", "-nologo" }.Concat(arguments ?? []))
-        {
-            start.ArgumentList.Add(argument);
-        }
-        // The test host's own MSBuild settings must not leak into the user's build.
-        foreach (var name in new[] { "MSBuildExtensionsPath", "MSBUILD_EXE_PATH", "MSBuildSDKsPath", "DOTNET_HOST_PATH" })
-        {
-            start.Environment.Remove(name);
-        }
-        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
-        {
-            if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
+            Process = process;
+            process.OutputDataReceived += (_, e) => Append(e.Data);
+            process.ErrorDataReceived += (_, e) => Append(e.Data);
+            process.Start();
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            _memory = PeakMemory.Watch(process.Id);
         }
 
-        var output = new System.Text.StringBuilder();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        var watch = Stopwatch.StartNew();
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var memory = PeakMemory.Watch(process.Id);
-        using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(15));
-        await process.WaitForExitAsync(cancel.Token);
-        process.WaitForExit();
-        await memory.DisposeAsync();
-        lock (output)
+        public Process Process { get; }
+
+        public string Output
         {
-            return new DotnetBuild(process.ExitCode, output.ToString(), watch.Elapsed, memory.PeakBytes);
+            get { lock (_output) return _output.ToString(); }
+        }
+
+        public static Running Start(string project, IEnumerable<string>? arguments = null, IDictionary<string, string?>? environment = null)
+        {
+            var start = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+                WorkingDirectory = Path.GetDirectoryName(project)!,
+            };
+            foreach (var argument in new[] { "build", project, "-nr:false", "-tl:off", "-v:n", "-nologo" }.Concat(arguments ?? []))
+            {
+                start.ArgumentList.Add(argument);
+            }
+            // The test host's own MSBuild settings must not leak into the user's build.
+            foreach (var name in new[] { "MSBuildExtensionsPath", "MSBUILD_EXE_PATH", "MSBuildSDKsPath", "DOTNET_HOST_PATH" })
+            {
+                start.Environment.Remove(name);
+            }
+            start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+            foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+            {
+                if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
+            }
+            return new Running(new Process { StartInfo = start });
+        }
+
+        /// <summary>Waits until the output holds <paramref name="text"/>; fails if the build ends first.</summary>
+        public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            while (!Output.Contains(text, StringComparison.Ordinal))
+            {
+                if (Process.HasExited || DateTime.UtcNow > deadline)
+                {
+                    Assert.Fail($"'{text}' never appeared:\n{Output}");
+                }
+                await Task.Delay(100);
+            }
+        }
+
+        public async Task<DotnetBuild> CompleteAsync(TimeSpan timeout)
+        {
+            using var cancel = new CancellationTokenSource(timeout);
+            await Process.WaitForExitAsync(cancel.Token);
+            Process.WaitForExit();
+            await _memory.DisposeAsync();
+            return new DotnetBuild(Process.ExitCode, Output, _watch.Elapsed, _memory.PeakBytes);
+        }
+
+        private void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (_output) _output.AppendLine(line);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!Process.HasExited)
+            {
+                Process.Kill(entireProcessTree: true);
+            }
+            await _memory.DisposeAsync();
+            Process.Dispose();
         }
     }
 }
