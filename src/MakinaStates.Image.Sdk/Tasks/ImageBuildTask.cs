@@ -150,6 +150,24 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         return labels;
     }
 
+    /// <summary>
+    /// Holds the per-image lock from Stage0 to the end of Stage3, so two builds of one image never interleave. It is
+    /// registered with MSBuild for the build's lifetime: whatever way the build ends, MSBuild disposes it.
+    /// </summary>
+    protected void HoldImageLock(IDisposable imageLock) =>
+        BuildEngine4.RegisterTaskObject(ImageLockKey, imageLock, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
+    /// <summary>Lets the next build of this image start (the build's stages are over).</summary>
+    protected void ReleaseImageLock()
+    {
+        if (!string.IsNullOrEmpty(BuildId) && BuildEngine4.UnregisterTaskObject(ImageLockKey, RegisteredTaskObjectLifetime.Build) is IDisposable held)
+        {
+            held.Dispose();
+        }
+    }
+
+    private string ImageLockKey => $"MakinaStates.Image.Sdk.ImageLock/{BuildId}";
+
     /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>
     protected static CancellationToken CleanupToken() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;
 }

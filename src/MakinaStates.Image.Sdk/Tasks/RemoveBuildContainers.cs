@@ -13,6 +13,7 @@ public sealed class RemoveBuildContainers : ImageBuildTask
         {
             return;
         }
+        ReleaseImageLock();
         using var engine = await DockerEngine.ConnectAsync(MsDockerHost, CleanupToken()).ConfigureAwait(false);
         var removed = await engine.RemoveBuildContainersAsync(BuildId, CleanupToken()).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.Normal, "Removed {0} container(s) of build {1}.", removed, BuildId);

@@ -78,6 +78,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         Log.LogMessage(MessageImportance.Normal, "Injected tree: {0} entries.", tree.Nodes.Count);
 
         PrepareDirectories();
+        // One build of an image at a time: the stage1 tag and the candidate are shared by all of its builds.
+        BuildId = NewBuildId;
+        HoldImageLock(await Concurrency.DataDirectoryLock.AcquireAsync(MsDataDir, $"image-{image.Repository}", $"image {image.Repository}",
+            message => Log.LogMessage(MessageImportance.High, "Stage0: {0}", message), cancellationToken).ConfigureAwait(false));
         var resolver = new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory);
         var scripts = resolver.ResolveAll();
         foreach (var script in scripts.Where(s => s.Name.StartsWith("stage", StringComparison.Ordinal)))

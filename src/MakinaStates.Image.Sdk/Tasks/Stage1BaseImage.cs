@@ -109,6 +109,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
 
     private async Task<string> EnsureOsBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
+        // Image projects share the base: the first build makes it, the others wait and then reuse it.
+        using var baseLock = await Concurrency.DataDirectoryLock.AcquireAsync(MsDataDir, Path.GetFileName(BaseImagePath), $"the base tarball {BaseImagePath}",
+            message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         if (!File.Exists(BaseImagePath) || RebuildBase)
         {
             await CreateOsBaseAsync(engine, cancellationToken).ConfigureAwait(false);

@@ -89,6 +89,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
             }
             await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+            ReleaseImageLock();
         }
     }
 
