@@ -17,6 +17,8 @@ public static class MsiCodes
     public const string Cancelled = "MSI0009";
     public const string ReadOnlySetting = "MSI0010";
     public const string DockerArgsInvalid = "MSI0011";
+    public const string ScriptLineEndings = "MSI0012";
+    public const string SecretInvalid = "MSI0013";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";

@@ -26,15 +26,22 @@ public static class BaseImageImport
         string? error = null;
         await using (var upload = File.OpenRead(tarballPath))
         {
-            // Uploaded as the request body, so a remote engine needs no access to the host's files.
-            await engine.Client.Images.CreateImageAsync(
-                new ImagesCreateParameters { FromSrc = "-", Repo = $"makinastates/base-{os}-{release}", Tag = hash, Changes = ["CMD [\"/sbin/init\"]"] },
-                upload, null, new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                // Uploaded as the request body, so a remote engine needs no access to the host's files.
+                await engine.Client.Images.CreateImageAsync(
+                    new ImagesCreateParameters { FromSrc = "-", Repo = $"makinastates/base-{os}-{release}", Tag = hash, Changes = ["CMD [\"/sbin/init\"]"] },
+                    upload, null, new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Docker.DotNet.DockerApiException e)
+            {
+                error = e.ResponseBody?.Trim() is { Length: > 0 } body ? body : e.Message;
+            }
         }
         if (error is not null || await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is null)
         {
             throw new ImageBuildException(MsiCodes.BaseImportFailed,
-                $"The engine could not import the base tarball '{tarballPath}': {error ?? "no image was created"}. The tarball may be corrupt: delete it to have it made again.", tarballPath);
+                $"The engine could not import the base tarball '{tarballPath}': {error ?? "no image was created"}. It is corrupt or truncated and will not be used: delete it, and the next build makes it again.", tarballPath);
         }
         return reference;
     }

@@ -9,23 +9,14 @@ public static class ContainerRun
         Action<string> onLine, CancellationToken cancellationToken)
     {
         await engine.Client.Containers.StartContainerAsync(containerId, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
-        var last = new Queue<string>();
-        await engine.Client.Containers.GetContainerLogsAsync(containerId,
-            new ContainerLogsParameters { Follow = true, ShowStdout = true, ShowStderr = true },
-            new Progress<string>(line =>
-            {
-                lock (last)
-                {
-                    var text = line.TrimEnd('\n', '\r');
-                    onLine(text);
-                    last.Enqueue(text);
-                    if (last.Count > 50) last.Dequeue();
-                }
-            }), cancellationToken).ConfigureAwait(false);
-        var exit = await engine.Client.Containers.WaitContainerAsync(containerId, cancellationToken).ConfigureAwait(false);
-        lock (last)
+        var last = new LastLines();
+        // Followed logs end when the container exits; read in order, line by line.
+        using (var logs = await engine.Client.Containers.GetContainerLogsAsync(containerId,
+                   new ContainerLogsParameters { Follow = true, ShowStdout = true, ShowStderr = true }, cancellationToken).ConfigureAwait(false))
         {
-            return (exit.StatusCode, last.ToArray());
+            await ContainerExec.ReadLinesAsync(logs, line => { onLine(line); last.Add(line); }, cancellationToken).ConfigureAwait(false);
         }
+        var exit = await engine.Client.Containers.WaitContainerAsync(containerId, cancellationToken).ConfigureAwait(false);
+        return (exit.StatusCode, last.ToList());
     }
 }

@@ -20,20 +20,16 @@ public static class HostScriptRunner
             start.Environment[name] = value;
         }
 
-        var last = new Queue<string>();
+        var last = new LastLines();
         void Emit(string? line)
         {
-            if (line is null)
+            if (line is not null)
             {
-                return;
-            }
-            lock (last)
-            {
-                onLine(line);
-                last.Enqueue(line);
-                if (last.Count > 50)
+                // stdout and stderr arrive on two threads: one line at a time into the log.
+                lock (last)
                 {
-                    last.Dequeue();
+                    onLine(line);
+                    last.Add(line);
                 }
             }
         }
@@ -61,9 +57,6 @@ public static class HostScriptRunner
             }
             throw;
         }
-        lock (last)
-        {
-            return (process.ExitCode, last.ToArray());
-        }
+        return (process.ExitCode, last.ToList());
     }
 }

@@ -13,7 +13,8 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
     /// <summary>Where Stage0 records the copies it wrote, so they are not mistaken for user overrides later.</summary>
     public const string GeneratedManifestName = ".makinastates-generated";
 
-    public sealed record ResolvedScript(string Name, string Path, string Origin);
+    /// <param name="Normalized">The source had CRLF line endings; the placed copy has LF (bash cannot run CRLF scripts).</param>
+    public sealed record ResolvedScript(string Name, string Path, string Origin, bool Normalized = false);
 
     public string BootstrapScriptsDirectory => System.IO.Path.Combine(imageDirectory, "injected_volumes", "bootstrap_scripts");
 
@@ -63,20 +64,27 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
         foreach (var script in scripts)
         {
             var destination = System.IO.Path.Combine(BootstrapScriptsDirectory, script.Name);
-            if (!string.Equals(System.IO.Path.GetFullPath(destination), System.IO.Path.GetFullPath(script.Path), StringComparison.Ordinal)
-                && (!File.Exists(destination) || Hash(destination) != Hash(script.Path)))
+            var content = File.ReadAllBytes(script.Path);
+            var normalized = false;
+            if (script.Name.EndsWith(".sh", StringComparison.Ordinal) && content.AsSpan().IndexOf("\r\n"u8) >= 0)
+            {
+                content = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(content).Replace("\r\n", "\n"));
+                normalized = true;
+            }
+            if (!File.Exists(destination) || !File.ReadAllBytes(destination).AsSpan().SequenceEqual(content))
             {
                 // Temp name then rename: a reader never sees a half-written script.
                 var temporary = destination + ".tmp";
-                File.Copy(script.Path, temporary, overwrite: true);
+                File.WriteAllBytes(temporary, content);
                 File.Move(temporary, destination, overwrite: true);
             }
             if (script.Name.EndsWith(".sh", StringComparison.Ordinal) && !OperatingSystem.IsWindows())
             {
+                // A script checked out without its run bit still runs (and is runnable in the image).
                 File.SetUnixFileMode(destination, File.GetUnixFileMode(destination) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
             }
             manifest.Add($"{script.Name} {Hash(destination)}");
-            placed.Add(script with { Path = destination });
+            placed.Add(script with { Path = destination, Normalized = normalized });
         }
         File.WriteAllLines(System.IO.Path.Combine(BootstrapScriptsDirectory, GeneratedManifestName), manifest);
         return placed;

@@ -88,7 +88,14 @@ public sealed class DockerRunArguments
                 // "-e NAME" passes the build's own value, as docker does.
                 Environment.Add(value.Contains('=') ? value : $"{value}={System.Environment.GetEnvironmentVariable(value)}");
                 break;
-            case "--volume": Volumes.Add(value); break;
+            case "--volume":
+                // A stage container with the engine's socket could rewrite any image or container: never given one.
+                if (value.Split(':')[0].EndsWith("docker.sock", StringComparison.Ordinal))
+                {
+                    throw Invalid($"mounts the Docker engine's socket ('{value}'): stage containers never get access to the engine");
+                }
+                Volumes.Add(value);
+                break;
             case "--tmpfs":
                 var colon = value.IndexOf(':');
                 Tmpfs[colon < 0 ? value : value[..colon]] = colon < 0 ? "" : value[(colon + 1)..];

@@ -26,6 +26,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     public string MsStage0Tag { get; set; } = "";
     [Required] public string SdkStageScriptsDirectory { get; set; } = "";
     public ITaskItem[] InjectedVolumes { get; set; } = [];
+    public ITaskItem[] Secrets { get; set; } = [];
 
     /// <summary>Where the host's apt sources live (a test points it elsewhere).</summary>
     public string AptConfigurationDirectory { get; set; } = "/etc/apt";
@@ -50,6 +51,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         }
 
         DockerRunArguments.Parse(MsDockerArgs);
+        BuildSecrets.Resolve(Secrets);
 
         ImageCandidate = image.WithTag("candidate");
         ResolvedStage0Tag = string.IsNullOrWhiteSpace(MsStage0Tag) ? $"{image.Repository}-stage0:latest" : MsStage0Tag.Trim();
@@ -89,6 +91,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             Log.LogMessage(MessageImportance.Normal, "{0}: using {1} from {2}", script.Name, script.Path, script.Origin);
         }
         var placed = resolver.PlaceEffectiveScripts(scripts);
+        foreach (var (source, copy) in scripts.Zip(placed).Where(pair => pair.Second.Normalized))
+        {
+            LogCodedWarning(MsiCodes.ScriptLineEndings, $"{source.Name} has Windows (CRLF) line endings; the build uses a copy with LF endings. Save '{source.Path}' with LF endings (e.g. a .gitattributes rule '*.sh text eol=lf').", source.Path);
+        }
         BootstrapScriptsDirectory = resolver.BootstrapScriptsDirectory;
         StageScripts = placed.Select(s =>
         {

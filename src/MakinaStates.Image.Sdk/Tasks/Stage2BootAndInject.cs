@@ -23,6 +23,9 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     [Required] public string Stage2Name { get; set; } = "";
     [Required] public string BootstrapScriptsDirectory { get; set; } = "";
     public ITaskItem[] InjectedVolumes { get; set; } = [];
+
+    /// <summary>MsSecret items, written to /run/secrets (tmpfs) for stage2.sh and stage3.sh.</summary>
+    public ITaskItem[] Secrets { get; set; } = [];
     public int BootTimeoutSeconds { get; set; } = 180;
     public string MsDataDir { get; set; } = "";
 
@@ -59,6 +62,11 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
 
             await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/sh", "-c", LinkDataDirectory], null, _ => { }, cancellationToken).ConfigureAwait(false);
+            foreach (var secret in BuildSecrets.Resolve(Secrets))
+            {
+                await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);
+                Log.LogMessage(MessageImportance.Normal, "Stage2: secret {0} is at {1}/{0}.", secret.Name, BuildSecrets.Directory);
+            }
             var result = await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"],
                 StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage2: {0}", line), cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)

@@ -47,8 +47,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
             }
             await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, cancellationToken).ConfigureAwait(false);
-            // /docker held the build-time scripts: not image content.
-            await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker"], null, _ => { }, cancellationToken).ConfigureAwait(false);
+            // /docker held the build-time scripts: not image content. The secrets live in the /run tmpfs (never
+            // committed); they are removed all the same before systemd stops.
+            await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker", Settings.BuildSecrets.Directory], null, _ => { }, cancellationToken).ConfigureAwait(false);
 
             // SIGRTMIN+3 (the container's stop signal) lets systemd shut down cleanly before the commit.
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);

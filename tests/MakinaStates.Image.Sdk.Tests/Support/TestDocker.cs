@@ -111,6 +111,24 @@ public static class TestDocker
         }
     }
 
+    /// <summary>Runs a shell command in a plain (not booted) container of the image and returns its output.</summary>
+    public static async Task<string> RunInImageAsync(DockerClient client, string image, string shellCommand)
+    {
+        var created = await client.Containers.CreateContainerAsync(new CreateContainerParameters { Image = image, Entrypoint = ["/bin/bash", "-c"], Cmd = [shellCommand] });
+        try
+        {
+            await client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
+            await client.Containers.WaitContainerAsync(created.ID);
+            using var logs = await client.Containers.GetContainerLogsAsync(created.ID, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true }, CancellationToken.None);
+            var (stdout, stderr) = await logs.ReadOutputToEndAsync(CancellationToken.None);
+            return stdout + stderr;
+        }
+        finally
+        {
+            await RemoveContainerAsync(client, created.ID);
+        }
+    }
+
     public static async Task RemoveContainerAsync(DockerClient client, string id)
     {
         try
