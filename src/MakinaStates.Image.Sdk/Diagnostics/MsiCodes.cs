@@ -15,6 +15,7 @@ public static class MsiCodes
     public const string TargetPathInvalid = "MSI0007";
     public const string StageScriptMissing = "MSI0008";
     public const string Cancelled = "MSI0009";
+    /// <summary>Raised by Sdk.targets (an Error task) before Stage0 runs.</summary>
     public const string ReadOnlySetting = "MSI0010";
     public const string DockerArgsInvalid = "MSI0011";
     public const string ScriptLineEndings = "MSI0012";
@@ -31,16 +32,13 @@ public static class MsiCodes
     public const string BaseCannotBeCreated = "MSI1005";
     public const string Stage0BuilderMissing = "MSI1006";
     public const string Stage0BuilderFailed = "MSI1007";
-    public const string BasePullFailed = "MSI1008";
 
-    public const string InjectionFailed = "MSI2001";
     public const string UnreadableFile = "MSI2002";
     public const string SystemdDidNotBoot = "MSI2003";
     public const string Stage2ScriptFailed = "MSI2004";
     public const string SpecialFileSkipped = "MSI2005";
 
     public const string Stage3ScriptFailed = "MSI3001";
-    public const string CommitFailed = "MSI3002";
     public const string SnapshotFailed = "MSI3003";
     public const string AclSaveFailed = "MSI3004";
 }

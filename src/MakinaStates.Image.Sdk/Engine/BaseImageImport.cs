@@ -41,7 +41,7 @@ public static class BaseImageImport
         if (error is not null || await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is null)
         {
             throw new ImageBuildException(MsiCodes.BaseImportFailed,
-                $"The engine could not import the base tarball '{tarballPath}': {error ?? "no image was created"}. It is corrupt or truncated and will not be used: delete it, and the next build makes it again.", tarballPath);
+                MsiMessages.Format("BaseImportFailed", tarballPath, error ?? "no image was created"), tarballPath);
         }
         return reference;
     }

@@ -33,7 +33,7 @@ public sealed class DockerEngine : IDisposable
             || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || uri.Port <= 0)))
         {
             throw new ImageBuildException(MsiCodes.DockerHostInvalid,
-                $"The Docker endpoint '{value}' (from {origin}) is not valid: use unix:///path/to/docker.sock or tcp://host:port.");
+                MsiMessages.Format("DockerHostInvalid", value, origin));
         }
         return uri;
     }
@@ -54,7 +54,7 @@ public sealed class DockerEngine : IDisposable
             client.Dispose();
             var reason = e is OperationCanceledException ? $"no answer within {PingTimeout.TotalSeconds:0} seconds" : Innermost(e).Message;
             throw new ImageBuildException(MsiCodes.EngineUnreachable,
-                $"The Docker engine at {endpoint} did not answer ({reason}). Start the engine (e.g. 'dockerd'), or point DOCKER_HOST or the MsDockerHost property at a running one.");
+                MsiMessages.Format("EngineUnreachable", endpoint, reason));
         }
     }
 

@@ -39,7 +39,7 @@ public static class HostScriptRunner
         process.ErrorDataReceived += (_, e) => Emit(e.Data);
         if (!process.Start())
         {
-            throw new ImageBuildException(MsiCodes.BaseCreationFailed, $"Could not start {script}.", script);
+            throw new ImageBuildException(MsiCodes.BaseCreationFailed, MsiMessages.Format("BaseCreationFailed", script), script);
         }
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

@@ -21,7 +21,7 @@ public static class Stage0Builder
         if (skipBuild)
         {
             return existing?.ID ?? throw new ImageBuildException(MsiCodes.Stage0BuilderMissing,
-                $"MsSkipStage0Build is set but the stage0 builder image '{tag}' is not on the engine. Build it once (unset MsSkipStage0Build) or set MsStage0Tag to an existing image.");
+                MsiMessages.Format("Stage0BuilderMissing", tag));
         }
 
         var content = await File.ReadAllBytesAsync(dockerfile, cancellationToken).ConfigureAwait(false);
@@ -58,7 +58,7 @@ public static class Stage0Builder
         if (error is not null || built is null || built.Config?.Labels is not { } builtLabels || !builtLabels.TryGetValue(BuildLabels.Stage0Key, out var builtKey) || builtKey != key)
         {
             throw new ImageBuildException(MsiCodes.Stage0BuilderFailed,
-                $"Building the stage0 builder from '{dockerfile}' failed: {error ?? "no image was tagged"}. Fix the Dockerfile (MsDockerfileStage0) or its FROM image.", dockerfile);
+                MsiMessages.Format("Stage0BuilderFailed", dockerfile, error ?? "no image was tagged"), dockerfile);
         }
         if (existing is not null && existing.ID != built.ID)
         {
@@ -86,7 +86,7 @@ public static class Stage0Builder
             if (exitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.BaseCreationFailed,
-                    $"stage0.sh failed in the stage0 builder ({builderImage}) with exit code {exitCode}; no base tarball was written. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, lastLines)}");
+                    MsiMessages.Format("BaseCreationFailed_2", builderImage, exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)));
             }
 
             // Copied to a temporary name and renamed: an interrupted copy never leaves a truncated tarball.
@@ -108,7 +108,7 @@ public static class Stage0Builder
                     var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
                     if (entry?.DataStream is null)
                     {
-                        throw new ImageBuildException(MsiCodes.BaseCreationFailed, $"stage0.sh exited 0 but wrote no {containerOutput} in the builder.");
+                        throw new ImageBuildException(MsiCodes.BaseCreationFailed, MsiMessages.Format("BaseCreationFailed_3", containerOutput));
                     }
                     await using var file = File.Create(partial);
                     await entry.DataStream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);

@@ -19,7 +19,7 @@ public static class SystemdBoot
             if (state.State is { Running: false })
             {
                 throw new ImageBuildException(MsiCodes.SystemdDidNotBoot,
-                    $"The build container stopped while booting (exit code {state.State.ExitCode}). Check that MsCommand starts systemd and that the engine host allows systemd containers (cgroup mount).");
+                    MsiMessages.Format("SystemdDidNotBoot", state.State.ExitCode));
             }
 
             using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -42,6 +42,6 @@ public static class SystemdBoot
             await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
         }
         throw new ImageBuildException(MsiCodes.SystemdDidNotBoot,
-            $"systemd did not finish booting within {timeout.TotalSeconds:0} s (last answer: '{lastAnswer}'). Look for failing units with 'systemctl list-jobs' in the image, or raise MsBootTimeout.");
+            MsiMessages.Format("SystemdDidNotBoot_2", timeout.TotalSeconds, lastAnswer));
     }
 }

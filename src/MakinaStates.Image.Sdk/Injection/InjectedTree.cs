@@ -65,7 +65,7 @@ public sealed class InjectedTree
         if (!value.StartsWith('/') || value.Split('/').Any(part => part == ".."))
         {
             throw new ImageBuildException(MsiCodes.TargetPathInvalid,
-                $"InjectedVolume '{itemSpec}' has TargetPath '{targetPath}': it must be an absolute path inside the image without '..' (e.g. /srv/projects/hello/).",
+                MsiMessages.Format("TargetPathInvalid", itemSpec, targetPath),
                 itemSpec);
         }
         return string.Join('/', value.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != "."));
@@ -77,7 +77,7 @@ public sealed class InjectedTree
         if (Syscall.lstat(source.HostPath, out var rootStat) != 0)
         {
             throw new ImageBuildException(MsiCodes.InjectedVolumeMissing,
-                $"The injected path '{source.HostPath}' does not exist. Create it or remove the InjectedVolume item.", source.HostPath);
+                MsiMessages.Format("InjectedVolumeMissing", source.HostPath), source.HostPath);
         }
 
         if (!IsDirectory(rootStat))
@@ -113,7 +113,7 @@ public sealed class InjectedTree
         }
         catch (UnauthorizedAccessException e)
         {
-            throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected folder '{hostDirectory}' cannot be read: {e.Message}. Fix its permissions.", hostDirectory, e);
+            throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile", hostDirectory, e.Message), hostDirectory, e);
         }
 
         foreach (var name in names)
@@ -125,7 +125,7 @@ public sealed class InjectedTree
             var hostPath = Path.Combine(hostDirectory, name);
             if (Syscall.lstat(hostPath, out var stat) != 0)
             {
-                throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected file '{hostPath}' cannot be read ({Stdlib.GetLastError()}).", hostPath);
+                throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_2", hostPath, Stdlib.GetLastError()), hostPath);
             }
             var imagePath = Combine(imageDirectory, name);
             var type = stat.st_mode & FilePermissions.S_IFMT;
@@ -139,7 +139,7 @@ public sealed class InjectedTree
                 && Syscall.access(hostPath, type == FilePermissions.S_IFDIR ? AccessModes.R_OK | AccessModes.X_OK : AccessModes.R_OK) != 0)
             {
                 throw new ImageBuildException(MsiCodes.UnreadableFile,
-                    $"The injected {(type == FilePermissions.S_IFDIR ? "folder" : "file")} '{hostPath}' cannot be read by this build ({Stdlib.GetLastError()}). Fix its permissions or remove it from the injected tree.",
+                    MsiMessages.Format("UnreadableFile_3", (type == FilePermissions.S_IFDIR ? "folder" : "file"), hostPath, Stdlib.GetLastError()),
                     hostPath);
             }
             Put(imagePath, hostPath, stat);

@@ -84,7 +84,7 @@ public static class InjectedTreeArchive
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected file '{path}' cannot be read: {e.Message.TrimEnd('.')}. Fix its permissions or remove it from the injected tree.", path, e);
+            throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_4", path, e.Message.TrimEnd('.')), path, e);
         }
     }
 
@@ -94,7 +94,7 @@ public static class InjectedTreeArchive
         var length = Syscall.readlink(path, target);
         if (length < 0)
         {
-            throw new ImageBuildException(MsiCodes.UnreadableFile, $"The injected symlink '{path}' cannot be read ({Stdlib.GetLastError()}).", path);
+            throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_5", path, Stdlib.GetLastError()), path);
         }
         return target.ToString(0, (int)length);
     }

@@ -25,7 +25,7 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
     {
         if (!Directory.Exists(sdkScriptsDirectory))
         {
-            throw new ImageBuildException(MsiCodes.StageScriptMissing, $"The SDK's stage scripts are missing at '{sdkScriptsDirectory}'. Reinstall the MakinaStates.Image.Sdk package.", sdkScriptsDirectory);
+            throw new ImageBuildException(MsiCodes.StageScriptMissing, MsiMessages.Format("StageScriptMissing", sdkScriptsDirectory), sdkScriptsDirectory);
         }
         var names = Directory.GetFiles(sdkScriptsDirectory).Select(System.IO.Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal);
         return names.Select(Resolve).ToList();
@@ -49,7 +49,7 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
             return new ResolvedScript(name, path, origin);
         }
         throw new ImageBuildException(MsiCodes.StageScriptMissing,
-            $"No '{name}' was found in .salt/, image_rootfs/bootstrap_scripts/, injected_volumes/bootstrap_scripts/, MsStagePath or the SDK's stage-scripts/.");
+            MsiMessages.Format("StageScriptMissing_2", name));
     }
 
     /// <summary>

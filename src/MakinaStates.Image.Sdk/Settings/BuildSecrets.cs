@@ -26,20 +26,20 @@ public static partial class BuildSecrets
             var name = item.ItemSpec;
             if (!ValidName().IsMatch(name) || name is "." or "..")
             {
-                throw new ImageBuildException(MsiCodes.SecretInvalid, $"MsSecret '{name}': a secret name is letters, digits, '.', '_' and '-' (it becomes {Directory}/<name>).");
+                throw new ImageBuildException(MsiCodes.SecretInvalid, MsiMessages.Format("SecretInvalid", name, Directory));
             }
             var file = item.GetMetadata("File");
             var variable = item.GetMetadata("EnvironmentVariable");
             if (file.Length > 0 == variable.Length > 0)
             {
-                throw new ImageBuildException(MsiCodes.SecretInvalid, $"MsSecret '{name}' needs exactly one of the metadata File (a path) or EnvironmentVariable (a variable name).");
+                throw new ImageBuildException(MsiCodes.SecretInvalid, MsiMessages.Format("SecretInvalid_2", name));
             }
             if (file.Length > 0)
             {
                 var path = Path.GetFullPath(file);
                 if (!File.Exists(path))
                 {
-                    throw new ImageBuildException(MsiCodes.SecretInvalid, $"MsSecret '{name}': its file '{path}' does not exist.", path);
+                    throw new ImageBuildException(MsiCodes.SecretInvalid, MsiMessages.Format("SecretInvalid_3", name, path), path);
                 }
                 secrets.Add(new Secret(name, () => File.ReadAllBytes(path)));
             }
@@ -47,7 +47,7 @@ public static partial class BuildSecrets
             {
                 if (Environment.GetEnvironmentVariable(variable) is null)
                 {
-                    throw new ImageBuildException(MsiCodes.SecretInvalid, $"MsSecret '{name}': the environment variable '{variable}' is not set.");
+                    throw new ImageBuildException(MsiCodes.SecretInvalid, MsiMessages.Format("SecretInvalid_4", name, variable));
                 }
                 secrets.Add(new Secret(name, () => System.Text.Encoding.UTF8.GetBytes(Environment.GetEnvironmentVariable(variable) ?? "")));
             }

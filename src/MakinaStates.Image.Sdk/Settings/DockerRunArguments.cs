@@ -191,5 +191,5 @@ public sealed class DockerRunArguments
     }
 
     private static ImageBuildException Invalid(string what) =>
-        new(MsiCodes.DockerArgsInvalid, $"MsDockerArgs (MS_DOCKER_ARGS) {what}.");
+        new(MsiCodes.DockerArgsInvalid, MsiMessages.Format("DockerArgsInvalid", what));
 }

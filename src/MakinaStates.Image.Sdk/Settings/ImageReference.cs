@@ -17,7 +17,7 @@ public sealed partial record ImageReference(string Repository, string? Tag)
         if (string.IsNullOrWhiteSpace(value))
         {
             throw new ImageBuildException(MsiCodes.ImageMissing,
-                $"{settingName} is not set. Set it in the project (<{settingName}>mycompany/myimage</{settingName}>), with -p:{settingName}=..., or with the MS_IMAGE environment variable.");
+                MsiMessages.Format("ImageMissing", settingName, settingName, settingName, settingName));
         }
 
         var match = Grammar().Match(value);
@@ -33,7 +33,7 @@ public sealed partial record ImageReference(string Repository, string? Tag)
         if (!match.Success)
         {
             throw new ImageBuildException(MsiCodes.ImageInvalid,
-                $"{settingName} '{value}' is not a valid image reference: use lowercase letters, digits and separators (. _ -), components separated by '/', an optional registry host[:port]/ and an optional :tag (e.g. mycompany/hello or registry.example:5000/team/app:1.0).");
+                MsiMessages.Format("ImageInvalid", settingName, value));
         }
 
         var repository = match.Groups["host"].Success ? $"{match.Groups["host"].Value}/{match.Groups["path"].Value}" : match.Groups["path"].Value;

@@ -42,13 +42,12 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         }
         catch (OperationCanceledException) when (_cancellation.IsCancellationRequested)
         {
-            Log.LogError(null, MsiCodes.Cancelled, MsiCodes.Cancelled, null, 0, 0, 0, 0,
-                "The image build was cancelled; its stage containers were removed.");
+            Log.LogError(null, MsiCodes.Cancelled, MsiCodes.Cancelled, null, 0, 0, 0, 0, "{0}", MsiMessages.Format("Cancelled"));
         }
         catch (DockerApiException e)
         {
-            Log.LogError(null, MsiCodes.EngineRefused, MsiCodes.EngineRefused, null, 0, 0, 0, 0,
-                "The Docker engine refused a request ({0}): {1}", (int)e.StatusCode, e.ResponseBody?.Trim());
+            Log.LogError(null, MsiCodes.EngineRefused, MsiCodes.EngineRefused, null, 0, 0, 0, 0, "{0}",
+                MsiMessages.Format("EngineRefused", (int)e.StatusCode, e.ResponseBody?.Trim()));
         }
         finally
         {

@@ -47,7 +47,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         var image = ImageReference.Parse(MsImage, "MsImage");
         if (ShellWords.Split(MsCommand).Count == 0)
         {
-            throw new ImageBuildException(MsiCodes.CommandEmpty, "MsCommand is empty: it is the image's command (PID 1). Leave it unset for /sbin/init or set a command.");
+            throw new ImageBuildException(MsiCodes.CommandEmpty, MsiMessages.Format("CommandEmpty"));
         }
 
         DockerRunArguments.Parse(MsDockerArgs);
@@ -68,14 +68,14 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         if (isScratch && !File.Exists(baseImagePath) && ResolvedOsMirror.Length == 0)
         {
             throw new ImageBuildException(MsiCodes.MirrorNotFound,
-                $"MsOsMirror is not set and no apt source of this host serves '{MsOsRelease}' (looked in {AptConfigurationDirectory}/sources.list and sources.list.d/). Set MsOsMirror (or MS_OS_MIRROR) to a {MsOs} mirror URL.");
+                MsiMessages.Format("MirrorNotFound", MsOsRelease, AptConfigurationDirectory, MsOs));
         }
 
         // The injected tree is checked before anything is created: missing paths, bad TargetPaths, unreadable files.
         var tree = InjectedTree.Collect(InjectedTree.ImageSources(MsImageDir, InjectedVolumes));
         foreach (var skipped in tree.Skipped)
         {
-            LogCodedWarning(MsiCodes.SpecialFileSkipped, $"'{skipped}' is a socket, FIFO or device: it is not injected into the image.", skipped);
+            LogCodedWarning(MsiCodes.SpecialFileSkipped, MsiMessages.Format("SpecialFileSkipped", skipped), skipped);
         }
         Log.LogMessage(MessageImportance.Normal, "Injected tree: {0} entries.", tree.Nodes.Count);
 
@@ -93,7 +93,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         var placed = resolver.PlaceEffectiveScripts(scripts);
         foreach (var (source, copy) in scripts.Zip(placed).Where(pair => pair.Second.Normalized))
         {
-            LogCodedWarning(MsiCodes.ScriptLineEndings, $"{source.Name} has Windows (CRLF) line endings; the build uses a copy with LF endings. Save '{source.Path}' with LF endings (e.g. a .gitattributes rule '*.sh text eol=lf').", source.Path);
+            LogCodedWarning(MsiCodes.ScriptLineEndings, MsiMessages.Format("ScriptLineEndings", source.Name, source.Path), source.Path);
         }
         BootstrapScriptsDirectory = resolver.BootstrapScriptsDirectory;
         StageScripts = placed.Select(s =>
@@ -136,7 +136,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
-                throw new ImageBuildException(MsiCodes.DataDirNotWritable, $"Cannot create '{directory}': {e.Message}. Make it writable or point MsDataDir / MsImageDir elsewhere.", directory, e);
+                throw new ImageBuildException(MsiCodes.DataDirNotWritable, MsiMessages.Format("DataDirNotWritable", directory, e.Message), directory, e);
             }
         }
         var probe = Path.Combine(MsDataDir, $".write-probe-{Environment.ProcessId}");
@@ -147,7 +147,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            throw new ImageBuildException(MsiCodes.DataDirNotWritable, $"MsDataDir '{MsDataDir}' is not writable: {e.Message}. Fix its permissions or set MsDataDir (MS_DATA_DIR) to a writable folder.", MsDataDir, e);
+            throw new ImageBuildException(MsiCodes.DataDirNotWritable, MsiMessages.Format("DataDirNotWritable_2", MsDataDir, e.Message), MsDataDir, e);
         }
     }
 }

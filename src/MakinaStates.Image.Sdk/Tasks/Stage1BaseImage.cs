@@ -78,7 +78,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             if (exitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
-                    $"stage1.sh failed with exit code {exitCode}. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, lastLines)}", Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
+                    MsiMessages.Format("Stage1ScriptFailed", exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)), Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
             }
 
             var (repository, tag) = ImageReference.SplitTag(Stage1Image);
@@ -132,7 +132,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         {
             "container" => true,
             "host" when !canRunOnHost => throw new ImageBuildException(MsiCodes.BaseCannotBeCreated,
-                $"MsBaseBuilder=host but this host cannot run stage0.sh: it needs root and debootstrap. Install debootstrap and build as root, or use MsBaseBuilder=container.", BaseImagePath),
+                MsiMessages.Format("BaseCannotBeCreated"), BaseImagePath),
             "host" => false,
             _ => !canRunOnHost,
         };
@@ -147,7 +147,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             if (exitCode != 0 || !File.Exists(BaseImagePath))
             {
                 throw new ImageBuildException(MsiCodes.BaseCreationFailed,
-                    $"stage0.sh failed with exit code {exitCode}; no base tarball was written. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, lastLines)}", script);
+                    MsiMessages.Format("BaseCreationFailed_4", exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)), script);
             }
             return;
         }
@@ -195,7 +195,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         }
         return await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false)
             ?? throw new ImageBuildException(MsiCodes.BaseImageMissing,
-                $"MsBase '{MsBase}' is not an image on the engine at {engine.Endpoint} and could not be pulled ({error ?? "no image"}). Load or build it first, or use MsBase=scratch to start from the OS base tarball.");
+                MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint, error ?? "no image"));
     }
 
     private string Stage1Key(string baseImageId)

@@ -72,7 +72,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage2ScriptFailed,
-                    $"stage2.sh failed with exit code {result.ExitCode}. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, result.LastLines)}",
+                    MsiMessages.Format("Stage2ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)),
                     Path.Combine(BootstrapScriptsDirectory, "stage2.sh"));
             }
             ContainerId = created.ID;

@@ -35,18 +35,18 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage3ScriptFailed,
-                    $"stage3.sh failed with exit code {result.ExitCode}; no candidate was tagged. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, result.LastLines)}");
+                    MsiMessages.Format("Stage3ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
             }
 
             if (string.Equals(DoSnapshot, "yes", StringComparison.OrdinalIgnoreCase))
             {
-                await RunStepAsync(engine, "snapshot.sh", MsiCodes.SnapshotFailed, cancellationToken).ConfigureAwait(false);
+                await RunStepAsync(engine, "snapshot.sh", MsiCodes.SnapshotFailed, nameof(MsiCodes.SnapshotFailed), cancellationToken).ConfigureAwait(false);
             }
             else
             {
                 Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
             }
-            await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, cancellationToken).ConfigureAwait(false);
+            await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken).ConfigureAwait(false);
             // /docker held the build-time scripts: not image content. The secrets live in the /run tmpfs (never
             // committed); they are removed all the same before systemd stops.
             await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker", Settings.BuildSecrets.Directory], null, _ => { }, cancellationToken).ConfigureAwait(false);
@@ -94,14 +94,14 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         }
     }
 
-    private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, CancellationToken cancellationToken)
+    private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken)
     {
         var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"],
             StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", script, line), cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new ImageBuildException(code,
-                $"{script} failed with exit code {result.ExitCode}; no candidate was tagged. Last lines:{Environment.NewLine}{string.Join(Environment.NewLine, result.LastLines)}");
+                MsiMessages.Format(text, result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
         }
     }
 
