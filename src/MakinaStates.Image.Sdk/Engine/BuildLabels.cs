@@ -24,6 +24,9 @@ public static class BuildLabels
     /// <summary>On stage1 images: the hash of everything that shaped them.</summary>
     public const string Stage1Key = "io.makinastates.stage1-key";
 
+    /// <summary>On candidates: the hash of every input of the image (see the up-to-date check of Stage0).</summary>
+    public const string InputsKey = "io.makinastates.inputs-key";
+
     /// <summary>On the stage0 builder image: the hash of its Dockerfile.</summary>
     public const string Stage0Key = "io.makinastates.stage0-key";
 }

@@ -27,8 +27,12 @@ public abstract class ImageBuildTask : Task, ICancelableTask
 
     public void Cancel() => _cancellation.Cancel();
 
+    /// <summary>How long this stage took, for the build summary.</summary>
+    [Output] public string ElapsedSeconds { get; private set; } = "0";
+
     public sealed override bool Execute()
     {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         // Ctrl+C reaches Cancel() through MSBuild. SIGTERM (a CI job stopped, `kill`) makes the host exit the process
         // instead: the stage containers of this build are removed on the way out.
         AppDomain.CurrentDomain.ProcessExit += RemoveContainersOnExit;
@@ -52,6 +56,7 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         finally
         {
             AppDomain.CurrentDomain.ProcessExit -= RemoveContainersOnExit;
+            ElapsedSeconds = watch.Elapsed.TotalSeconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
         }
         return !Log.HasLoggedErrors;
     }

@@ -1,9 +1,13 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Injection;
 using MakinaStates.Image.Sdk.Scripts;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
@@ -28,6 +32,16 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     public ITaskItem[] InjectedVolumes { get; set; } = [];
     public ITaskItem[] Secrets { get; set; } = [];
 
+    /// <summary>The project's obj/ folder for the image build (content hash cache).</summary>
+    public string IntermediateDirectory { get; set; } = "";
+
+    /// <summary>MsForceRebuild: build even when the candidate's inputs key matches.</summary>
+    public bool ForceRebuild { get; set; }
+    public bool RebuildBase { get; set; }
+
+    /// <summary>The settings that shape the image beyond the tree and the scripts (name=value items).</summary>
+    public ITaskItem[] ShapingSettings { get; set; } = [];
+
     /// <summary>Where the host's apt sources live (a test points it elsewhere).</summary>
     public string AptConfigurationDirectory { get; set; } = "/etc/apt";
 
@@ -41,6 +55,9 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     [Output] public string NewBuildId { get; private set; } = "";
     [Output] public string BootstrapScriptsDirectory { get; private set; } = "";
     [Output] public ITaskItem[] StageScripts { get; private set; } = [];
+    [Output] public string InputsKey { get; private set; } = "";
+    [Output] public bool UpToDate { get; private set; }
+    [Output] public ITaskItem? UpToDateCandidate { get; private set; }
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
@@ -72,12 +89,13 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         }
 
         // The injected tree is checked before anything is created: missing paths, bad TargetPaths, unreadable files.
+        var collecting = System.Diagnostics.Stopwatch.StartNew();
         var tree = InjectedTree.Collect(InjectedTree.ImageSources(MsImageDir, InjectedVolumes));
         foreach (var skipped in tree.Skipped)
         {
             LogCodedWarning(MsiCodes.SpecialFileSkipped, MsiMessages.Format("SpecialFileSkipped", skipped), skipped);
         }
-        Log.LogMessage(MessageImportance.Normal, "Injected tree: {0} entries.", tree.Nodes.Count);
+        Log.LogMessage(MessageImportance.Normal, "Injected tree: {0} entries, checked in {1} ms.", tree.Nodes.Count, collecting.ElapsedMilliseconds);
 
         PrepareDirectories();
         // One build of an image at a time: the stage1 tag and the candidate are shared by all of its builds.
@@ -111,6 +129,8 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
         }
 
+        await CheckUpToDateAsync(engine, tree, placed, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
+
         // The seed's report of the effective settings.
         Log.LogMessage(MessageImportance.High, "MakinaStates image build {0}", NewBuildId);
         foreach (var (name, value) in new (string, string)[]
@@ -123,6 +143,56 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         })
         {
             Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, value);
+        }
+    }
+
+    /// <summary>
+    /// The inputs key: base, SDK, effective scripts, the injected tree's content and the settings that shape the image.
+    /// When the candidate carries the same key, nothing needs to run.
+    /// </summary>
+    private async System.Threading.Tasks.Task CheckUpToDateAsync(DockerEngine engine, InjectedTree tree, IReadOnlyList<StageScriptResolver.ResolvedScript> scripts,
+        string baseImagePath, bool isScratch, CancellationToken cancellationToken)
+    {
+        var cache = ContentHashCache.Load(IntermediateDirectory.Length > 0 ? Path.Combine(IntermediateDirectory, "content-hashes.tsv") : null);
+        var key = new StringBuilder();
+        key.Append("sdk=").Append(typeof(Stage0PrepareBuild).Assembly.ManifestModule.ModuleVersionId).Append('\n');
+        if (isScratch)
+        {
+            key.Append("base=").Append(Mono.Unix.Native.Syscall.lstat(baseImagePath, out var stat) == 0 ? cache.HashOf(baseImagePath, stat) : "missing").Append('\n');
+        }
+        else
+        {
+            key.Append("base=").Append((await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false))?.ID ?? "missing").Append('\n');
+        }
+        // stage0.sh and Dockerfile.stage0 shape only the base tarball, which is in the key by its content.
+        foreach (var script in scripts.Where(s => s.Name is not ("stage0.sh" or "Dockerfile.stage0")))
+        {
+            key.Append(script.Name).Append('=').Append(StageScriptResolver.Hash(script.Path)).Append('\n');
+        }
+        foreach (var setting in ShapingSettings.OrderBy(i => i.ItemSpec, StringComparer.Ordinal))
+        {
+            key.Append(setting.ItemSpec).Append('=').Append(setting.GetMetadata("Value")).Append('\n');
+        }
+        var fingerprinting = System.Diagnostics.Stopwatch.StartNew();
+        key.Append("tree=").Append(TreeFingerprint.Compute(tree, cache)).Append('\n');
+        Log.LogMessage(MessageImportance.Normal, "Injected tree fingerprint in {0} ms.", fingerprinting.ElapsedMilliseconds);
+        cache.Save();
+        InputsKey = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())));
+
+        if (ForceRebuild || RebuildBase || (isScratch && !File.Exists(baseImagePath)))
+        {
+            return;
+        }
+        var candidate = await engine.TryInspectImageAsync(ImageCandidate, cancellationToken).ConfigureAwait(false);
+        if (candidate?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.InputsKey, out var existing) && existing == InputsKey)
+        {
+            UpToDate = true;
+            var item = new TaskItem(ImageCandidate);
+            item.SetMetadata("ImageId", candidate.ID);
+            item.SetMetadata("Size", candidate.Size.ToString(CultureInfo.InvariantCulture));
+            UpToDateCandidate = item;
+            ReleaseImageLock();
+            Log.LogMessage(MessageImportance.High, "{0} is up to date (inputs key {1}): no container started.", ImageCandidate, InputsKey[..12]);
         }
     }
 

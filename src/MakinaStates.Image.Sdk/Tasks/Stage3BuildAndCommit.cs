@@ -22,6 +22,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     /// <summary>MsDoSnapshot: "yes" runs snapshot.sh before the commit.</summary>
     public string DoSnapshot { get; set; } = "yes";
 
+    /// <summary>From Stage0: labelled on the candidate so the next build can tell it is up to date.</summary>
+    public string InputsKey { get; set; } = "";
+
     [Output] public ITaskItem? Candidate { get; private set; }
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
@@ -68,19 +71,20 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Cmd = ShellWords.Split(MsCommand).ToList(),
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Image] = MsImage }),
+                Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Image] = MsImage, [BuildLabels.InputsKey] = InputsKey }),
             }, cancellationToken).ConfigureAwait(false);
 
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
 
             await PrunePreviousImagesAsync(engine).ConfigureAwait(false);
 
+            var committed = await engine.Client.Images.InspectImageAsync(commit.ID, cancellationToken).ConfigureAwait(false);
             var item = new TaskItem(ImageCandidate);
             item.SetMetadata("ImageId", commit.ID);
+            item.SetMetadata("Size", committed.Size.ToString(System.Globalization.CultureInfo.InvariantCulture));
             item.SetMetadata("Repository", image.Repository);
             item.SetMetadata("Tag", tag);
             Candidate = item;
-            Log.LogMessage(MessageImportance.High, "Check image tag: {0}", ImageCandidate);
         }
         finally
         {
