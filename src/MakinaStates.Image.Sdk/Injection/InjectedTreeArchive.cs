@@ -58,7 +58,8 @@ public static class InjectedTreeArchive
     /// <summary>A readable stream of the archive, produced on a background task while the reader consumes it.</summary>
     public static (Stream Reader, Task Producer) Stream(InjectedTree tree, CancellationToken cancellationToken)
     {
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 4 * 1024 * 1024, resumeWriterThreshold: 2 * 1024 * 1024));
+        // Large segments: the HTTP upload then sends big chunks instead of one per 4 KiB segment.
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 4 * 1024 * 1024, resumeWriterThreshold: 2 * 1024 * 1024, minimumSegmentSize: 256 * 1024));
         var producer = Task.Run(async () =>
         {
             var output = pipe.Writer.AsStream();
