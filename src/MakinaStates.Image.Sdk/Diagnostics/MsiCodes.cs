@@ -20,6 +20,9 @@ public static class MsiCodes
     public const string DockerArgsInvalid = "MSI0011";
     public const string ScriptLineEndings = "MSI0012";
     public const string SecretInvalid = "MSI0013";
+    public const string CorpusUncommitted = "MSI0014";
+    public const string CorpusWithoutCommit = "MSI0015";
+    public const string GitCheckoutFailed = "MSI0016";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";

@@ -27,6 +27,9 @@ public static class BuildLabels
     /// <summary>On candidates: the hash of every input of the image (see the up-to-date check of Stage0).</summary>
     public const string InputsKey = "io.makinastates.inputs-key";
 
+    /// <summary>On candidates of corpus projects: the deployed commit.</summary>
+    public const string CorpusCommit = "io.makinastates.corpus-commit";
+
     /// <summary>On the stage0 builder image: the hash of its Dockerfile.</summary>
     public const string Stage0Key = "io.makinastates.stage0-key";
 }

@@ -27,7 +27,11 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
         {
             throw new ImageBuildException(MsiCodes.StageScriptMissing, MsiMessages.Format("StageScriptMissing", sdkScriptsDirectory), sdkScriptsDirectory);
         }
-        var names = Directory.GetFiles(sdkScriptsDirectory).Select(System.IO.Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal);
+        // The SDK's files, plus the user's own helper scripts beside their overrides (e.g. a selfcheck.sh hook).
+        var names = Directory.GetFiles(sdkScriptsDirectory)
+            .Concat(Candidates().Where(c => c.Directory != sdkScriptsDirectory && c.Directory != BootstrapScriptsDirectory && Directory.Exists(c.Directory))
+                .SelectMany(c => Directory.GetFiles(c.Directory, "*.sh")))
+            .Select(System.IO.Path.GetFileName).OfType<string>().Distinct().Order(StringComparer.Ordinal);
         return names.Select(Resolve).ToList();
     }
 

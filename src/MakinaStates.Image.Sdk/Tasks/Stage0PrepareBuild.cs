@@ -59,6 +59,9 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     [Output] public bool UpToDate { get; private set; }
     [Output] public ITaskItem? UpToDateCandidate { get; private set; }
 
+    /// <summary>A corpus project's HEAD commit (deployed as /srv/projects/app/project), else empty.</summary>
+    [Output] public string CorpusCommit { get; private set; } = "";
+
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         var image = ImageReference.Parse(MsImage, "MsImage");
@@ -107,6 +110,17 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         foreach (var script in scripts.Where(s => s.Name.StartsWith("stage", StringComparison.Ordinal)))
         {
             Log.LogMessage(MessageImportance.Normal, "{0}: using {1} from {2}", script.Name, script.Path, script.Origin);
+        }
+        if (resolver.IsCorpusProject)
+        {
+            CorpusCommit = CorpusProject.HeadCommit(MsImageDir);
+            Log.LogMessage(MessageImportance.High, "Corpus project: deploying commit {0} as {1}.", CorpusCommit, CorpusProject.DeployPath);
+            var uncommitted = CorpusProject.UncommittedChanges(MsImageDir);
+            if (uncommitted.Count > 0)
+            {
+                LogCodedWarning(MsiCodes.CorpusUncommitted,
+                    MsiMessages.Format("CorpusUncommitted", uncommitted.Count, MsImageDir, CorpusCommit[..12], string.Join(", ", uncommitted.Take(5))), MsImageDir);
+            }
         }
         var placed = resolver.PlaceEffectiveScripts(scripts);
         foreach (var (source, copy) in scripts.Zip(placed).Where(pair => pair.Second.Normalized))
@@ -175,6 +189,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         }
         var fingerprinting = System.Diagnostics.Stopwatch.StartNew();
         key.Append("tree=").Append(TreeFingerprint.Compute(tree, cache)).Append('\n');
+        key.Append("corpus=").Append(CorpusCommit).Append('\n');
         Log.LogMessage(MessageImportance.Normal, "Injected tree fingerprint in {0} ms.", fingerprinting.ElapsedMilliseconds);
         cache.Save();
         InputsKey = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())));
@@ -190,6 +205,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             var item = new TaskItem(ImageCandidate);
             item.SetMetadata("ImageId", candidate.ID);
             item.SetMetadata("Size", candidate.Size.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata("CommitId", CorpusCommit);
             UpToDateCandidate = item;
             ReleaseImageLock();
             Log.LogMessage(MessageImportance.High, "{0} is up to date (inputs key {1}): no container started.", ImageCandidate, InputsKey[..12]);

@@ -29,6 +29,11 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     public int BootTimeoutSeconds { get; set; } = 180;
     public string MsDataDir { get; set; } = "";
 
+    /// <summary>From Stage0: the corpus project's commit to deploy, if any.</summary>
+    public string CorpusCommit { get; set; } = "";
+    public string MsGitUrl { get; set; } = "";
+    public string MsGitBranch { get; set; } = "stable";
+
     /// <summary>MsExposeInjectedVolumes: also lay the merged tree at /docker/injected_volumes while building.</summary>
     public bool ExposeInjectedVolumes { get; set; } = true;
 
@@ -40,11 +45,40 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         // sees it at /docker/injected_volumes (the seed's layout) with the effective scripts; /docker is removed
         // before the commit.
         var sources = InjectedTree.ImageSources(MsImageDir, InjectedVolumes).ToList();
-        var exposed = ExposeInjectedVolumes
-            ? sources.Select(s => s with { TargetPath = "/docker/injected_volumes/" + s.TargetPath.TrimStart('/') })
+        IEnumerable<InjectedTree.Source> exposed = ExposeInjectedVolumes
+            ? sources.Select(s => s with { TargetPath = "/docker/injected_volumes/" + s.TargetPath.TrimStart('/') }).ToList()
             : [];
-        var tree = InjectedTree.Collect([.. sources, .. exposed,
-            new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName])]);
+        // git work trees made on this host (the image needs no git, a remote engine no access to this host).
+        var checkouts = new List<string>();
+        if (CorpusCommit.Length > 0)
+        {
+            checkouts.Add(CorpusProject.CheckOut(MsImageDir, CorpusCommit, detach: true));
+            sources.Add(new InjectedTree.Source(checkouts[^1], CorpusProject.DeployPath + "/"));
+        }
+        if (CorpusProject.LocalRepository(MsGitUrl) is { } localMakinaStates)
+        {
+            // stage2.sh installs makina-states from /docker/makina-states (the seed's volume) instead of cloning.
+            checkouts.Add(CorpusProject.CheckOut(localMakinaStates, MsGitBranch, detach: false));
+            exposed = [.. exposed, new InjectedTree.Source(checkouts[^1], "/docker/makina-states/")];
+        }
+        InjectedTree tree;
+        try
+        {
+            tree = InjectedTree.Collect([.. sources, .. exposed,
+                new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName])]);
+            await BootAndInjectAsync(tree, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var checkout in checkouts)
+            {
+                Directory.Delete(checkout, recursive: true);
+            }
+        }
+    }
+
+    private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, CancellationToken cancellationToken)
+    {
 
         using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
         var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);

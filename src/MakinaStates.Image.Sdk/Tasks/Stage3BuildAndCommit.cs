@@ -25,6 +25,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     /// <summary>From Stage0: labelled on the candidate so the next build can tell it is up to date.</summary>
     public string InputsKey { get; set; } = "";
 
+    /// <summary>From Stage0: a corpus project's deployed commit, labelled on the candidate.</summary>
+    public string CorpusCommit { get; set; } = "";
+
     [Output] public ITaskItem? Candidate { get; private set; }
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
@@ -71,7 +74,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Cmd = ShellWords.Split(MsCommand).ToList(),
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Image] = MsImage, [BuildLabels.InputsKey] = InputsKey }),
+                Labels = ImageLabels(CommitLabels()),
             }, cancellationToken).ConfigureAwait(false);
 
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
@@ -82,6 +85,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             var item = new TaskItem(ImageCandidate);
             item.SetMetadata("ImageId", commit.ID);
             item.SetMetadata("Size", committed.Size.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            item.SetMetadata("CommitId", CorpusCommit);
             item.SetMetadata("Repository", image.Repository);
             item.SetMetadata("Tag", tag);
             Candidate = item;
@@ -96,6 +100,17 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
             ReleaseImageLock();
         }
+    }
+
+    private Dictionary<string, string> CommitLabels()
+    {
+        var labels = new Dictionary<string, string> { [BuildLabels.Image] = MsImage, [BuildLabels.InputsKey] = InputsKey };
+        if (CorpusCommit.Length > 0)
+        {
+            labels[BuildLabels.CorpusCommit] = CorpusCommit;
+            labels["org.opencontainers.image.revision"] = CorpusCommit;
+        }
+        return labels;
     }
 
     private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken)

@@ -25,7 +25,13 @@ public sealed class SeedContractTests
         var stagePath = Directory.CreateDirectory(Path.Combine(project.Directory, "stage-path")).FullName;
         string Marker(string who) => $"#!/bin/bash\necho {who} > /srv/stage3-winner\n";
         project.Write(".salt/stage3.sh", Marker("salt"), executable: true);
-        Directory.CreateDirectory(Path.Combine(project.Directory, ".git"));
+        // .salt/ counts in a corpus project: a git clone (with a commit to deploy).
+        foreach (var git in new[] { "init -q", "add -A", "-c user.name=t -c user.email=t@example.invalid commit -qm first" })
+        {
+            using var process = System.Diagnostics.Process.Start("git", $"-C {project.Directory} {git}");
+            process.WaitForExit();
+            Assert.AreEqual(0, process.ExitCode, git);
+        }
         project.Write("image_rootfs/bootstrap_scripts/stage3.sh", Marker("image_rootfs"), executable: true);
         project.Write("stage-path/stage3.sh", Marker("stage_path"), executable: true);
         try
@@ -227,7 +233,8 @@ public sealed class SeedContractTests
             var written = Directory.GetFiles(scripts).ToDictionary(f => f, File.GetLastWriteTimeUtc);
 
             await Task.Delay(1100);
-            var second = await project.BuildAsync();
+            // Forced: an unchanged project is otherwise up to date and runs no stage.
+            var second = await project.BuildAsync("-p:MsForceRebuild=true");
             Assert.IsTrue(second.Succeeded, second.Output);
             foreach (var (file, time) in written)
             {

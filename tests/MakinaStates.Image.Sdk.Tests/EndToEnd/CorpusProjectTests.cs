@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using System.Text.Json;
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
+
+/// <summary>Corpus projects (a git clone with .salt/) and the makina-states step, with repositories made here.</summary>
+[TestClass]
+public sealed class CorpusProjectTests
+{
+    private static string Git(string directory, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("git") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main" }.Concat(arguments))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.AreEqual(0, process.ExitCode, $"git {string.Join(' ', arguments)}: {error}");
+        return output.Trim();
+    }
+
+    private static void CopySample(string to)
+    {
+        var from = Path.Combine(Repository.Root, "samples", "corpus-project");
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".proj", StringComparison.Ordinal)))
+        {
+            var target = file.Replace(from, to);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+            File.SetUnixFileMode(target, File.GetUnixFileMode(file));
+        }
+    }
+
+    [TestMethod]
+    public async Task Corpus_project_deploys_exactly_its_HEAD_commit_with_its_salt_stage3()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-corpus-{Guid.NewGuid():N}"[..40];
+        using var project = new ImageProject(image);
+        CopySample(project.Directory);
+        Git(project.Directory, "init", "-q");
+        Git(project.Directory, "add", "-A");
+        Git(project.Directory, "commit", "-qm", "first");
+        var commit = Git(project.Directory, "rev-parse", "HEAD");
+        File.AppendAllText(Path.Combine(project.Directory, "www", "index.html"), "<!-- not committed -->\n");
+        File.WriteAllText(Path.Combine(project.Directory, "www", "untracked.txt"), "not committed\n");
+        try
+        {
+            var build = await project.BuildAsync();
+            Assert.IsTrue(build.Succeeded, build.Output);
+            StringAssert.Contains(build.Output, "warning MSI0014");
+            StringAssert.Contains(build.Output, "are not deployed");
+            StringAssert.Contains(build.Output, $"corpus: deployed commit {commit}", ".salt/stage3.sh must run instead of the default");
+
+            var candidate = $"{image}:candidate";
+            Assert.AreEqual(commit + "\n", await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/projects/app/project/.git/HEAD"), "work tree at exactly HEAD");
+            var deployed = await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/projects/app/project/www/index.html");
+            Assert.IsFalse(deployed!.Contains("not committed", StringComparison.Ordinal), "an uncommitted change was deployed");
+            Assert.IsNull(await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/projects/app/project/www/untracked.txt"));
+            Assert.AreEqual("ran\n", await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/corpus-stage3-ran"));
+            Assert.IsNotNull(await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/mastersalt-pillar"), "stage2 makes the salt folders");
+            var labels = (await docker.Images.InspectImageAsync(candidate)).Config!.Labels!;
+            Assert.AreEqual(commit, labels["io.makinastates.corpus-commit"]);
+            Assert.AreEqual(commit, labels["org.opencontainers.image.revision"]);
+
+            // The commit is returned as metadata of the candidate item (here by the up-to-date path).
+            var result = await DotnetBuild.RunAsync(project.ProjectFile, ["-t:BuildImage", "-getTargetResult:BuildImage"]);
+            Assert.IsTrue(result.Succeeded, result.Output);
+            using var json = JsonDocument.Parse(result.Output[result.Output.IndexOf('{')..(result.Output.LastIndexOf('}') + 1)]);
+            var item = json.RootElement.GetProperty("TargetResults").GetProperty("BuildImage").GetProperty("Items").EnumerateArray().Single();
+            Assert.AreEqual(commit, item.GetProperty("CommitId").GetString());
+        }
+        finally
+        {
+            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
+            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+        }
+    }
+
+    [TestMethod]
+    public async Task Makina_states_step_clones_the_branch_into_both_places_runs_boot_salt_fails_with_it_and_is_skipped_when_not_asked()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-ms-step-{Guid.NewGuid():N}"[..40];
+        using var project = new ImageProject(image);
+        // A repository standing in for makina-states: its boot-salt.sh records how it was called.
+        var repo = Directory.CreateDirectory(Path.Combine(project.Directory, "fake-makina-states")).FullName;
+        Git(repo, "init", "-q");
+        File.WriteAllText(Path.Combine(repo, "BRANCH"), "main\n");
+        Git(repo, "add", "-A");
+        Git(repo, "commit", "-qm", "main");
+        Git(repo, "checkout", "-q", "-b", "stable-test");
+        File.WriteAllText(Path.Combine(repo, "BRANCH"), "stable-test\n");
+        Directory.CreateDirectory(Path.Combine(repo, "_scripts"));
+        File.WriteAllText(Path.Combine(repo, "_scripts", "boot-salt.sh"), "#!/bin/bash\necho \"$*\" > /srv/boot-salt-args\npwd > /srv/boot-salt-cwd\n");
+        File.SetUnixFileMode(Path.Combine(repo, "_scripts", "boot-salt.sh"), (UnixFileMode)Convert.ToInt32("755", 8));
+        Git(repo, "add", "-A");
+        Git(repo, "commit", "-qm", "stable-test");
+        Git(repo, "checkout", "-q", "-b", "broken");
+        File.WriteAllText(Path.Combine(repo, "_scripts", "boot-salt.sh"), "#!/bin/bash\necho 'boot-salt broke here'\nexit 3\n");
+        Git(repo, "commit", "-qam", "broken");
+        Git(repo, "checkout", "-q", "main");
+        var candidate = $"{image}:candidate";
+        try
+        {
+            var installed = await project.BuildAsync($"-p:MsGitUrl={repo}", "-p:MsGitBranch=stable-test");
+            Assert.IsTrue(installed.Succeeded, installed.Output);
+            StringAssert.Contains(installed.Output, "makina-states step: MsGitUrl is set");
+            Assert.AreEqual("stable-test\n", await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/salt/makina-states/BRANCH"));
+            Assert.AreEqual("stable-test\n", await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/mastersalt/makina-states/BRANCH"));
+            Assert.AreEqual("-C -b stable-test\n", await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/boot-salt-args"));
+            Assert.AreEqual("/srv/salt/makina-states\n", await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/boot-salt-cwd"));
+            Assert.IsNull(await TestDocker.ReadFileFromImageAsync(docker, candidate, "/docker"), "the host checkout must not stay in the image");
+            var installedId = await TestDocker.ImageIdAsync(docker, candidate);
+
+            var broken = await project.BuildAsync($"-p:MsGitUrl={repo}", "-p:MsGitBranch=broken");
+            Assert.IsFalse(broken.Succeeded);
+            StringAssert.Contains(broken.Output, "error MSI2004");
+            StringAssert.Contains(broken.Output, "boot-salt broke here");
+            Assert.AreEqual(installedId, await TestDocker.ImageIdAsync(docker, candidate));
+
+            var skipped = await project.BuildAsync();
+            Assert.IsTrue(skipped.Succeeded, skipped.Output);
+            StringAssert.Contains(skipped.Output, "makina-states step skipped: not forced");
+            Assert.IsNull(await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/salt/makina-states/BRANCH"));
+
+            var forced = await project.BuildAsync($"-p:MsGitUrl={repo}", "-p:MsGitBranch=stable-test", "-p:MsMakinaStatesBuildForce=yes");
+            Assert.IsTrue(forced.Succeeded, forced.Output);
+            StringAssert.Contains(forced.Output, "makina-states step: MsMakinaStatesBuildForce is set");
+        }
+        finally
+        {
+            await TestDocker.RemoveImageAsync(docker, candidate);
+            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+        }
+    }
+}
