@@ -28,8 +28,7 @@ public sealed class BuildImageResultTests
         }
         finally
         {
-            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using MakinaStates.Image.Sdk.Tests.Support;
 
@@ -25,8 +24,8 @@ public sealed class ConcurrencyTests
                 """);
             root.Write($"image{i}/injected_volumes/srv/which", $"image{i}\n");
         }
-        Run(root.Directory, "dotnet", "new", "sln", "-n", "images", "--format", "sln");
-        Run(root.Directory, "dotnet", "sln", "images.sln", "add", "image0/image0.msbuildproj", "image1/image1.msbuildproj", "image2/image2.msbuildproj");
+        HostProcess.RunIn(root.Directory, "dotnet", "new", "sln", "-n", "images", "--format", "sln");
+        HostProcess.RunIn(root.Directory, "dotnet", "sln", "images.sln", "add", "image0/image0.msbuildproj", "image1/image1.msbuildproj", "image2/image2.msbuildproj");
         try
         {
             var build = await DotnetBuild.RunAsync(Path.Combine(root.Directory, "images.sln"), ["-m", $"-p:MsDataDir={data}"]);
@@ -42,8 +41,7 @@ public sealed class ConcurrencyTests
         {
             foreach (var image in images)
             {
-                await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-                await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+                await TestDocker.RemoveProjectImagesAsync(docker, image);
             }
         }
     }
@@ -70,18 +68,8 @@ public sealed class ConcurrencyTests
         }
         finally
         {
-            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
-    private static void Run(string directory, string program, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.AreEqual(0, process.ExitCode, output);
-    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using MakinaStates.Image.Sdk.Tests.Support;
 
@@ -8,20 +7,8 @@ namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 [TestClass]
 public sealed class CorpusProjectTests
 {
-    private static string Git(string directory, params string[] arguments)
-    {
-        var start = new ProcessStartInfo("git") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main" }.Concat(arguments))
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.AreEqual(0, process.ExitCode, $"git {string.Join(' ', arguments)}: {error}");
-        return output.Trim();
-    }
+    private static string Git(string directory, params string[] arguments) =>
+        HostProcess.RunIn(directory, "git", ["-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main", .. arguments]).Trim();
 
     private static void CopySample(string to)
     {
@@ -77,8 +64,7 @@ public sealed class CorpusProjectTests
         }
         finally
         {
-            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
@@ -125,9 +111,13 @@ public sealed class CorpusProjectTests
             StringAssert.Contains(broken.Output, "boot-salt broke here");
             Assert.AreEqual(installedId, await TestDocker.ImageIdAsync(docker, candidate));
 
+            // The SDK's default stage3.sh: no salt in this image, so no deploy; then the image's self-check hook.
+            project.Write("image_rootfs/bootstrap_scripts/selfcheck.sh", "#!/bin/bash\necho 'selfcheck hook ran'\n");
             var skipped = await project.BuildAsync();
             Assert.IsTrue(skipped.Succeeded, skipped.Output);
             StringAssert.Contains(skipped.Output, "makina-states step skipped: not forced");
+            StringAssert.Contains(skipped.Output, "stage3: no salt-call in the image");
+            StringAssert.Contains(skipped.Output, "selfcheck hook ran");
             Assert.IsNull(await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/salt/makina-states/BRANCH"));
 
             var forced = await project.BuildAsync($"-p:MsGitUrl={repo}", "-p:MsGitBranch=stable-test", "-p:MsMakinaStatesBuildForce=yes");

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Docker.DotNet;
 using MakinaStates.Image.Sdk.Tests.Support;
 using Mono.Unix.Native;
@@ -28,10 +27,10 @@ public sealed class FileFidelityTests
         s_project = new ImageProject(Image);
         var p = s_project;
         p.Write("injected_volumes/srv/fidelity/acl-file", "acl\n");
-        Run("setfacl", "-m", "u:4242:rw", Fixture("acl-file"));
+        HostProcess.Run("setfacl", "-m", "u:4242:rw", Fixture("acl-file"));
         Directory.CreateDirectory(Fixture("default-acl-dir"));
-        Run("setfacl", "-d", "-m", "g:4243:rx", Fixture("default-acl-dir"));
-        Run("setfacl", "-m", "g:4243:rwx", Fixture("default-acl-dir"));
+        HostProcess.Run("setfacl", "-d", "-m", "g:4243:rx", Fixture("default-acl-dir"));
+        HostProcess.Run("setfacl", "-m", "g:4243:rwx", Fixture("default-acl-dir"));
         p.Write("injected_volumes/srv/fidelity/xattr-file", "xattr\n");
         Assert.AreEqual(0, Syscall.lsetxattr(Fixture("xattr-file"), "user.makina", "kept"u8.ToArray()));
         p.Write("injected_volumes/srv/fidelity/setuid", "#!/bin/sh\n");
@@ -73,8 +72,7 @@ public sealed class FileFidelityTests
         if (s_docker is not null)
         {
             if (s_container is not null) await TestDocker.RemoveContainerAsync(s_docker, s_container);
-            await TestDocker.RemoveImageAsync(s_docker, $"{Image}:candidate");
-            await TestDocker.RemoveImageAsync(s_docker, $"{Image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(s_docker, Image);
             s_docker.Dispose();
         }
         s_project?.Dispose();
@@ -102,7 +100,7 @@ public sealed class FileFidelityTests
     {
         foreach (var name in new[] { "acl-file", "default-acl-dir" })
         {
-            var host = Run("getfacl", "-n", "-c", "-p", Fixture(name)).Trim();
+            var host = HostProcess.Run("getfacl", "-n", "-c", "-p", Fixture(name)).Trim();
             var image = await Inside($"getfacl -n -c -p /srv/fidelity/{name}");
             Assert.AreEqual(host, image, name);
         }
@@ -151,15 +149,4 @@ public sealed class FileFidelityTests
         Assert.AreEqual("absent", await Inside("test -e /srv/fidelity/a-fifo && echo present || echo absent"));
     }
 
-    internal static string Run(string program, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.AreEqual(0, process.ExitCode, $"{program} {string.Join(' ', arguments)}: {error}");
-        return output;
-    }
 }

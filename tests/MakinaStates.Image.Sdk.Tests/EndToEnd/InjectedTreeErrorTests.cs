@@ -52,9 +52,9 @@ public sealed class InjectedTreeErrorTests
         using var project = new ImageProject("makinastates/test-unreadable");
         var secret = project.Write("injected_volumes/etc/secret.key", "root only\n");
         var home = Directory.CreateDirectory(Path.Combine(project.Directory, "home")).FullName;
-        Run("chown", "-R", "65534:65534", project.Directory);
-        Run("chown", "0:0", secret);
-        Run("chmod", "600", secret);
+        HostProcess.Run("chown", "-R", "65534:65534", project.Directory);
+        HostProcess.Run("chown", "0:0", secret);
+        HostProcess.Run("chmod", "600", secret);
 
         var start = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = project.Directory };
         foreach (var argument in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "--", "dotnet", "build", project.ProjectFile, "-nr:false", "-tl:off", "-v:m",
@@ -79,10 +79,4 @@ public sealed class InjectedTreeErrorTests
         Assert.AreEqual("root only\n", File.ReadAllText(secret), "the file was changed");
     }
 
-    private static void Run(string program, params string[] arguments)
-    {
-        using var process = Process.Start(program, arguments);
-        process.WaitForExit();
-        Assert.AreEqual(0, process.ExitCode, $"{program} {string.Join(' ', arguments)}");
-    }
 }

@@ -20,12 +20,6 @@ public sealed class ReliabilityTests
         }
     }
 
-    private static async Task RemoveImagesAsync(Docker.DotNet.DockerClient docker, string image)
-    {
-        await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-        await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
-    }
-
     [TestMethod]
     public async Task Empty_command_is_MSI0003()
     {
@@ -63,7 +57,7 @@ public sealed class ReliabilityTests
         }
         finally
         {
-            await RemoveImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
@@ -87,7 +81,7 @@ public sealed class ReliabilityTests
         }
         finally
         {
-            await RemoveImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
@@ -101,7 +95,7 @@ public sealed class ReliabilityTests
         {
             using var seed = new ImageProject(UniqueImage("seed"));
             Assert.IsTrue((await seed.BuildAsync()).Succeeded);
-            await RemoveImagesAsync(docker, seed.Image);
+            await TestDocker.RemoveProjectImagesAsync(docker, seed.Image);
         }
         var image = UniqueImage("truncated");
         using var project = new ImageProject(image);
@@ -132,7 +126,7 @@ public sealed class ReliabilityTests
         }
         finally
         {
-            await RemoveImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
@@ -204,7 +198,7 @@ public sealed class ReliabilityTests
         }
         finally
         {
-            await RemoveImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 

@@ -7,12 +7,6 @@ namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 [TestClass]
 public sealed class SeedContractTests
 {
-    private static async Task CleanupImagesAsync(Docker.DotNet.DockerClient docker, string image)
-    {
-        await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-        await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
-    }
-
     private static string UniqueImage(string name) => $"makinastates/test-{name}-{Guid.NewGuid():N}"[..40];
 
     [TestMethod]
@@ -61,7 +55,7 @@ public sealed class SeedContractTests
         }
         finally
         {
-            await CleanupImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
@@ -94,7 +88,7 @@ public sealed class SeedContractTests
         }
         finally
         {
-            await CleanupImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
@@ -119,8 +113,8 @@ public sealed class SeedContractTests
         }
         finally
         {
-            await CleanupImagesAsync(docker, child);
-            await CleanupImagesAsync(docker, parent);
+            await TestDocker.RemoveProjectImagesAsync(docker, child);
+            await TestDocker.RemoveProjectImagesAsync(docker, parent);
         }
     }
 
@@ -181,7 +175,7 @@ public sealed class SeedContractTests
         }
         finally
         {
-            await CleanupImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 
@@ -250,7 +244,7 @@ public sealed class SeedContractTests
         }
         finally
         {
-            await CleanupImagesAsync(docker, image);
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 }

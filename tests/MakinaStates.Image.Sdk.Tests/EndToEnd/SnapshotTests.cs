@@ -57,8 +57,7 @@ public sealed class SnapshotTests
         }
         finally
         {
-            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 

@@ -81,8 +81,7 @@ public sealed class Stage0BuilderTests
         }
         finally
         {
-            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
             await TestDocker.RemoveImageAsync(docker, builderTag);
         }
     }
@@ -99,8 +98,7 @@ public sealed class Stage0BuilderTests
             using var seed = new ImageProject($"makinastates/test-seed-base-{Guid.NewGuid():N}"[..40]);
             var build = await seed.BuildAsync();
             Assert.IsTrue(build.Succeeded, build.Output);
-            await TestDocker.RemoveImageAsync(docker, $"{seed.Image}:candidate");
-            await TestDocker.RemoveImageAsync(docker, $"{seed.Image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(docker, seed.Image);
         }
         await using var tarball = File.OpenRead(DefaultBaseTarball);
         await docker.Images.CreateImageAsync(new ImagesCreateParameters { FromSrc = "-", Repo = "makinastates/test-stage0-from", Tag = "latest" },

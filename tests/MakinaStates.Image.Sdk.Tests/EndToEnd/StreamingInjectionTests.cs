@@ -45,8 +45,7 @@ public sealed class StreamingInjectionTests
         }
         finally
         {
-            await TestDocker.RemoveImageAsync(docker, $"{image}:candidate");
-            await TestDocker.RemoveImageAsync(docker, $"{image}-stage1:latest");
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
 }

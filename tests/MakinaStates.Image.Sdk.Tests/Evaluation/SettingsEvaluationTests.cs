@@ -94,6 +94,21 @@ public sealed class SettingsEvaluationTests
     }
 
     [TestMethod]
+    [DataRow("MsStage1Name")]
+    [DataRow("MsStage2Name")]
+    [DataRow("MsImageCandidate")]
+    public void Read_only_names_set_by_the_user_stop_stage0_in_process(string name)
+    {
+        var project = Evaluate("<PropertyGroup><MsImage>test/read-only</MsImage></PropertyGroup>", new Dictionary<string, string> { [name] = "mine" });
+        // MSBuild's own console logger (a logger type declared here would load MSBuild before the Locator runs).
+        var output = new System.Text.StringBuilder();
+        var logger = new Microsoft.Build.Logging.ConsoleLogger(Microsoft.Build.Framework.LoggerVerbosity.Minimal, text => output.Append(text), null, null);
+        Assert.IsFalse(project.Build(["MsStage0"], [logger]));
+        StringAssert.Contains(output.ToString(), "error MSI0010");
+        StringAssert.Contains(output.ToString(), $"{name}='mine'");
+    }
+
+    [TestMethod]
     public void Xdg_cache_home_places_the_data_dir()
     {
         Environment.SetEnvironmentVariable("XDG_CACHE_HOME", "/tmp/xdg");

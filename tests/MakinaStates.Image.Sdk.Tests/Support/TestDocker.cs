@@ -140,6 +140,13 @@ public static class TestDocker
         }
     }
 
+    /// <summary>Removes what a build of an image project leaves on the engine: its candidate and stage1 image.</summary>
+    public static async Task RemoveProjectImagesAsync(DockerClient client, string image)
+    {
+        await RemoveImageAsync(client, $"{image}:candidate");
+        await RemoveImageAsync(client, $"{image}-stage1:latest");
+    }
+
     public static async Task RemoveImageAsync(DockerClient client, string reference)
     {
         try

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Formats.Tar;
 using System.Text;
 using MakinaStates.Image.Sdk.Injection;
+using MakinaStates.Image.Sdk.Tests.Support;
 using Mono.Unix.Native;
 
 namespace MakinaStates.Image.Sdk.Tests.Unit;
@@ -77,8 +77,8 @@ public sealed class InjectedTreeArchiveTests
     public async Task Acls_travel_as_the_kernels_raw_xattr_values()
     {
         var src = Path.Combine(_root, "src");
-        Run("setfacl", "-m", "u:4242:rw", Path.Combine(src, "first"));
-        Run("setfacl", "-d", "-m", "g:4243:rx", Path.Combine(src, "etc"));
+        HostProcess.Run("setfacl", "-m", "u:4242:rw", Path.Combine(src, "first"));
+        HostProcess.Run("setfacl", "-d", "-m", "g:4243:rx", Path.Combine(src, "etc"));
         Assert.IsTrue(Syscall.lgetxattr(Path.Combine(src, "first"), "system.posix_acl_access", out byte[] access) > 0);
         Assert.IsTrue(Syscall.lgetxattr(Path.Combine(src, "etc"), "system.posix_acl_default", out byte[] defaults) > 0);
 
@@ -102,7 +102,7 @@ public sealed class InjectedTreeArchiveTests
             await InjectedTreeArchive.WriteAsync(tree, file, CancellationToken.None);
         }
         var dest = Directory.CreateDirectory(Path.Combine(_root, "dest")).FullName;
-        Run("tar", "--xattrs", "--xattrs-include=user.*", "--numeric-owner", "-xpf", archive, "-C", dest);
+        HostProcess.Run("tar", "--xattrs", "--xattrs-include=user.*", "--numeric-owner", "-xpf", archive, "-C", dest);
 
         Assert.IsTrue(Syscall.lgetxattr(Path.Combine(dest, "first"), "user.binary", out byte[] value) > 0);
         CollectionAssert.AreEqual(new byte[] { 0x92, 0x00, 0xFF, 0x41 }, value);
@@ -117,18 +117,4 @@ public sealed class InjectedTreeArchiveTests
         Assert.IsTrue(Directory.Exists(Path.Combine(dest, "empty dir")));
     }
 
-    private static string Run(string program, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        Assert.AreEqual(0, process.ExitCode, $"{program} {string.Join(' ', arguments)}: {error}");
-        return output;
-    }
 }
