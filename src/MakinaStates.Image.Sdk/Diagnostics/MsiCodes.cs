@@ -23,6 +23,10 @@ public static class MsiCodes
     public const string CorpusUncommitted = "MSI0014";
     public const string CorpusWithoutCommit = "MSI0015";
     public const string GitCheckoutFailed = "MSI0016";
+    public const string ImageConfigInvalid = "MSI0017";
+
+    /// <summary>Raised by Sdk.targets (an Error task) on a .NET Framework MSBuild.</summary>
+    public const string MSBuildRuntimeUnsupported = "MSI0018";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";

@@ -7,9 +7,13 @@ namespace MakinaStates.Image.Sdk.Engine;
 /// <summary>Sends a host tree into a container through the engine's archive API (works with remote engines too).</summary>
 public static class ArchiveUpload
 {
-    public static async Task UploadAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken)
+    public static async Task UploadAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken,
+        Action<string>? progress = null)
     {
-        var (reader, producer) = InjectedTreeArchive.Stream(tree, cancellationToken);
+        var (archive, producer) = InjectedTreeArchive.Stream(tree, cancellationToken);
+        var reader = new TransferProgress.CountingStream(archive);
+        using var report = progress is null ? null
+            : TransferProgress.Every(elapsed => $"injecting {tree.Nodes.Count} entries: {TransferProgress.Megabytes(reader.Count)} sent in {elapsed.TotalSeconds:0} s", progress);
         await using (reader)
         {
             try

@@ -24,7 +24,9 @@ public static class BaseImageImport
 
         log($"Importing {tarballPath} as {reference}.");
         string? error = null;
-        await using (var upload = File.OpenRead(tarballPath))
+        var size = new FileInfo(tarballPath).Length;
+        await using (var upload = new TransferProgress.CountingStream(File.OpenRead(tarballPath)))
+        using (TransferProgress.Every(elapsed => $"importing the base: {TransferProgress.Megabytes(upload.Count)} of {TransferProgress.Megabytes(size)} sent in {elapsed.TotalSeconds:0} s", log))
         {
             try
             {

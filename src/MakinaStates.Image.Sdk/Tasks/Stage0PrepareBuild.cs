@@ -31,6 +31,8 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     [Required] public string SdkStageScriptsDirectory { get; set; } = "";
     public ITaskItem[] InjectedVolumes { get; set; } = [];
     public ITaskItem[] Secrets { get; set; } = [];
+    public ITaskItem[] Ports { get; set; } = [];
+    public ITaskItem[] Volumes { get; set; } = [];
 
     /// <summary>The project's obj/ folder for the image build (content hash cache).</summary>
     public string IntermediateDirectory { get; set; } = "";
@@ -72,6 +74,8 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
 
         DockerRunArguments.Parse(MsDockerArgs);
         BuildSecrets.Resolve(Secrets);
+        ImageConfiguration.ExposedPorts(Ports);
+        ImageConfiguration.Volumes(Volumes);
 
         ImageCandidate = image.WithTag("candidate");
         ResolvedStage0Tag = string.IsNullOrWhiteSpace(MsStage0Tag) ? $"{image.Repository}-stage0:latest" : MsStage0Tag.Trim();

@@ -88,7 +88,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         {
             // Injected before the start, so systemd boots with the injected units in place.
             var watch = Stopwatch.StartNew();
-            await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken).ConfigureAwait(false);
+            await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken,
+                message => Log.LogMessage(MessageImportance.High, "Stage2: {0}", message)).ConfigureAwait(false);
             Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
 
             await engine.Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);

@@ -25,6 +25,12 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     /// <summary>From Stage0: labelled on the candidate so the next build can tell it is up to date.</summary>
     public string InputsKey { get; set; } = "";
 
+    /// <summary>MsLabel items and the generated org.opencontainers.image.* labels (Value metadata).</summary>
+    public ITaskItem[] Labels { get; set; } = [];
+    public ITaskItem[] EnvironmentVariables { get; set; } = [];
+    public ITaskItem[] Ports { get; set; } = [];
+    public ITaskItem[] Volumes { get; set; } = [];
+
     /// <summary>From Stage0: a corpus project's deployed commit, labelled on the candidate.</summary>
     public string CorpusCommit { get; set; } = "";
 
@@ -66,6 +72,8 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             var (repository, tag) = ImageReference.SplitTag(ImageCandidate);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
+            using var committing = TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
+                message => Log.LogMessage(MessageImportance.High, "{0}", message));
             var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
             {
                 ContainerID = ContainerId,
@@ -73,7 +81,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Tag = temporaryTag,
                 Cmd = ShellWords.Split(MsCommand).ToList(),
                 StopSignal = SystemdContainerSpec.StopSignal,
-                Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", .. ImageConfiguration.Environment(EnvironmentVariables)],
+                ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
+                Volumes = ImageConfiguration.Volumes(Volumes),
                 Labels = ImageLabels(CommitLabels()),
             }, cancellationToken).ConfigureAwait(false);
 
@@ -104,7 +114,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
     private Dictionary<string, string> CommitLabels()
     {
-        var labels = new Dictionary<string, string> { [BuildLabels.Image] = MsImage, [BuildLabels.InputsKey] = InputsKey };
+        var labels = ImageConfiguration.Labels(Labels);
+        labels[BuildLabels.Image] = MsImage;
+        labels[BuildLabels.InputsKey] = InputsKey;
         if (CorpusCommit.Length > 0)
         {
             labels[BuildLabels.CorpusCommit] = CorpusCommit;

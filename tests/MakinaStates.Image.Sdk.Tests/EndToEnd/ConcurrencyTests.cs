@@ -31,6 +31,8 @@ public sealed class ConcurrencyTests
             var build = await DotnetBuild.RunAsync(Path.Combine(root.Directory, "images.sln"), ["-m", $"-p:MsDataDir={data}"]);
             Assert.IsTrue(build.Succeeded, build.Output);
             Assert.AreEqual(1, Regex.Matches(build.Output, "creating the base tarball").Count, "the shared base must be made once");
+            // debootstrap takes longer than 10 s: the build says it is still working at least every 10 s.
+            StringAssert.Contains(build.Output, "stage0.sh still running");
             Assert.IsTrue(File.Exists(Path.Combine(data, "baseimage-debian-bookworm.tar.xz")));
             for (var i = 0; i < 3; i++)
             {

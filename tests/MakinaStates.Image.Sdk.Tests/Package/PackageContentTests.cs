@@ -40,6 +40,28 @@ public sealed class PackageContentTests
         Assert.IsFalse(text.Contains("<dependency ", StringComparison.Ordinal), "the SDK carries its dependencies; it must not ask NuGet for them");
     }
 
+    /// <summary>
+    /// One task folder (the .NET MSBuild); on Visual Studio's .NET Framework MSBuild the targets stop with a clear
+    /// error before any task is loaded.
+    /// </summary>
+    [TestMethod]
+    public void Tasks_are_for_the_dotnet_msbuild_and_other_runtimes_get_a_clear_error()
+    {
+        Repository.RequirePackedSdk();
+        using var package = ZipFile.OpenRead(Repository.Package);
+        var taskFolders = package.Entries.Where(e => e.FullName.StartsWith("tasks/", StringComparison.Ordinal))
+            .Select(e => e.FullName.Split('/')[1]).Distinct().ToList();
+        CollectionAssert.AreEqual(new[] { "net10.0" }, taskFolders);
+        using var reader = new StreamReader(package.GetEntry("Sdk/Sdk.targets")!.Open());
+        var targets = System.Xml.Linq.XDocument.Parse(reader.ReadToEnd());
+        var check = targets.Root!.Elements().Single(e => e.Name.LocalName == "Target" && (string?)e.Attribute("Name") == "_MsCheckMSBuildRuntime");
+        var error = check.Elements().Single(e => e.Name.LocalName == "Error");
+        Assert.AreEqual("'$(MSBuildRuntimeType)' != 'Core'", (string?)error.Attribute("Condition"));
+        Assert.AreEqual("MSI0018", (string?)error.Attribute("Code"));
+        var buildImage = targets.Root.Elements().Single(e => e.Name.LocalName == "Target" && (string?)e.Attribute("Name") == "BuildImage");
+        StringAssert.StartsWith((string?)buildImage.Attribute("DependsOnTargets"), "_MsCheckMSBuildRuntime;", "the check runs before any task");
+    }
+
     [TestMethod]
     public void Packed_sdk_files_are_the_repository_ones()
     {

@@ -1,0 +1,63 @@
+namespace MakinaStates.Image.Sdk.Engine;
+
+/// <summary>
+/// Long operations (base creation, import, injection, commit) say what they are doing and how far every 10 seconds,
+/// so a build never looks hung.
+/// </summary>
+public sealed class TransferProgress : IDisposable
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+    private readonly Timer _timer;
+
+    private TransferProgress(Func<TimeSpan, string> describe, Action<string> log)
+    {
+        var started = DateTime.UtcNow;
+        _timer = new Timer(_ => log(describe(DateTime.UtcNow - started)), null, Interval, Interval);
+    }
+
+    /// <summary>Reports <paramref name="describe"/>(elapsed) every 10 s until disposed.</summary>
+    public static TransferProgress Every(Func<TimeSpan, string> describe, Action<string> log) => new(describe, log);
+
+    public static string Megabytes(long bytes) => $"{bytes / 1048576.0:0.0} MB";
+
+    public void Dispose() => _timer.Dispose();
+
+    /// <summary>A read-only pass-through stream that counts what was read (what the engine received).</summary>
+    public sealed class CountingStream(Stream inner) : Stream
+    {
+        private long _count;
+
+        public long Count => Interlocked.Read(ref _count);
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => Count; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Counted(inner.Read(buffer, offset, count));
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Counted(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
+
+        private int Counted(int read)
+        {
+            Interlocked.Add(ref _count, read);
+            return read;
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Settings;
+using Microsoft.Build.Framework;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>`dotnet clean` with MsCleanImages=true: removes the project's candidate and stage1 images from the engine.</summary>
+public sealed class RemoveImageProjectImages : ImageBuildTask
+{
+    [Required] public string MsImage { get; set; } = "";
+
+    protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        var image = ImageReference.Parse(MsImage, "MsImage");
+        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        foreach (var reference in new[] { image.WithTag("candidate"), $"{image.Repository}-stage1:latest" })
+        {
+            try
+            {
+                await engine.Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
+                Log.LogMessage(MessageImportance.High, "Removed image {0}.", reference);
+            }
+            catch (DockerImageNotFoundException)
+            {
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+            }
+        }
+    }
+}
