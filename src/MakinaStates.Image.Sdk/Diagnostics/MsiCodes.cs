@@ -31,6 +31,7 @@ public static class MsiCodes
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";
     public const string EngineRefused = "MSI0103";
+    public const string EngineOrHostFailure = "MSI0104";
 
     public const string BaseCreationFailed = "MSI1001";
     public const string BaseImportFailed = "MSI1002";

@@ -1,6 +1,7 @@
+using Docker.DotNet;
+using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Injection;
-using Docker.DotNet.Models;
 
 namespace MakinaStates.Image.Sdk.Engine;
 
@@ -10,7 +11,8 @@ public static class ArchiveUpload
     public static async Task UploadAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken,
         Action<string>? progress = null)
     {
-        var (archive, producer) = InjectedTreeArchive.Stream(tree, cancellationToken);
+        var existing = await ExistingDirectoriesAsync(engine, containerId, tree, cancellationToken).ConfigureAwait(false);
+        var (archive, producer) = InjectedTreeArchive.Stream(tree, cancellationToken, existing);
         var reader = new TransferProgress.CountingStream(archive);
         using var report = progress is null ? null
             : TransferProgress.Every(elapsed => $"injecting {tree.Nodes.Count} entries: {TransferProgress.Megabytes(reader.Count)} sent in {elapsed.TotalSeconds:0} s", progress);
@@ -22,11 +24,49 @@ public static class ArchiveUpload
                 await engine.Client.Containers.ExtractArchiveToContainerAsync(containerId,
                     new CopyToContainerParameters { Path = "/" }, reader, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception) when (producer.IsFaulted)
+            catch (Exception)
             {
-                // The archive failed on our side (e.g. an unreadable file): that error is the one to report.
+                // When the archive failed on our side (e.g. an unreadable file), that error is the one to report.
+                await producer.ConfigureAwait(false);
+                throw;
             }
             await producer.ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The tree's folders that already exist in the container (as folders or as links to folders). Their entries are
+    /// not sent: the engine would replace a link such as merged-usr's /bin -> usr/bin by a folder, and the image's
+    /// own folders (/etc, /usr …) keep their owner and mode rather than take the build host's. Files still go
+    /// inside them, through the link where there is one.
+    /// </summary>
+    private static async Task<IReadOnlySet<string>> ExistingDirectoriesAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken)
+    {
+        var existing = new HashSet<string>(StringComparer.Ordinal);
+        var absent = new List<string>();
+        foreach (var node in tree.Nodes.Where(n => InjectedTree.IsDirectory(n.Stat)))
+        {
+            // Below a folder the image does not have, nothing exists yet: no need to ask.
+            if (absent.Any(a => node.ImagePath.StartsWith(a + "/", StringComparison.Ordinal)))
+            {
+                continue;
+            }
+            try
+            {
+                var stat = await engine.Client.Containers.GetArchiveFromContainerAsync(containerId,
+                    new ContainerPathStatParameters { Path = "/" + node.ImagePath }, statOnly: true, cancellationToken).ConfigureAwait(false);
+                stat.Stream?.Dispose();
+                existing.Add(node.ImagePath);
+            }
+            catch (DockerContainerNotFoundException)
+            {
+                absent.Add(node.ImagePath);
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                absent.Add(node.ImagePath);
+            }
+        }
+        return existing;
     }
 }

@@ -45,6 +45,27 @@ public static class BaseImageImport
             throw new ImageBuildException(MsiCodes.BaseImportFailed,
                 MsiMessages.Format("BaseImportFailed", tarballPath, error ?? "no image was created"), tarballPath);
         }
+        await RemoveOlderImportsAsync(engine, $"makinastates/base-{os}-{release}", hash, cancellationToken).ConfigureAwait(false);
         return reference;
+    }
+
+    /// <summary>Imports of an earlier tarball are removed (unless images still build on them).</summary>
+    private static async Task RemoveOlderImportsAsync(DockerEngine engine, string repository, string currentTag, CancellationToken cancellationToken)
+    {
+        var images = await engine.Client.Images.ListImagesAsync(new ImagesListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["reference"] = new Dictionary<string, bool> { [repository] = true } },
+        }, cancellationToken).ConfigureAwait(false);
+        foreach (var tag in images.SelectMany(i => i.RepoTags ?? []).Where(t => t != $"{repository}:{currentTag}"))
+        {
+            try
+            {
+                await engine.Client.Images.DeleteImageAsync(tag, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Docker.DotNet.DockerApiException)
+            {
+                // Still the parent of a stage1 image or used by a container: it stays.
+            }
+        }
     }
 }

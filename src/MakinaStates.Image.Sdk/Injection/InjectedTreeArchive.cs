@@ -15,7 +15,8 @@ public static class InjectedTreeArchive
     /// <summary>Xattr namespaces that travel: POSIX ACLs, user attributes and file capabilities.</summary>
     private static readonly string[] CarriedXattrPrefixes = ["system.posix_acl_access", "system.posix_acl_default", "user.", "security.capability"];
 
-    public static async Task WriteAsync(InjectedTree tree, Stream output, CancellationToken cancellationToken)
+    /// <param name="omittedDirectories">Folders (image paths) whose own entry is not written; their content is.</param>
+    public static async Task WriteAsync(InjectedTree tree, Stream output, CancellationToken cancellationToken, IReadOnlySet<string>? omittedDirectories = null)
     {
         var writer = new PaxTarWriter(output);
         var firstPathOfInode = new Dictionary<(ulong Device, ulong Inode), string>();
@@ -32,6 +33,8 @@ public static class InjectedTreeArchive
 
             switch (type)
             {
+                case FilePermissions.S_IFDIR when omittedDirectories?.Contains(node.ImagePath) == true:
+                    break;
                 case FilePermissions.S_IFDIR:
                     await writer.WriteEntryAsync(entry with { Name = node.ImagePath + "/", Type = PaxTarWriter.EntryType.Directory }, null, cancellationToken).ConfigureAwait(false);
                     break;
@@ -56,7 +59,7 @@ public static class InjectedTreeArchive
     }
 
     /// <summary>A readable stream of the archive, produced on a background task while the reader consumes it.</summary>
-    public static (Stream Reader, Task Producer) Stream(InjectedTree tree, CancellationToken cancellationToken)
+    public static (Stream Reader, Task Producer) Stream(InjectedTree tree, CancellationToken cancellationToken, IReadOnlySet<string>? omittedDirectories = null)
     {
         // Large segments: the HTTP upload then sends big chunks instead of one per 4 KiB segment.
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 4 * 1024 * 1024, resumeWriterThreshold: 2 * 1024 * 1024, minimumSegmentSize: 256 * 1024));
@@ -65,7 +68,7 @@ public static class InjectedTreeArchive
             var output = pipe.Writer.AsStream();
             try
             {
-                await WriteAsync(tree, output, cancellationToken).ConfigureAwait(false);
+                await WriteAsync(tree, output, cancellationToken, omittedDirectories).ConfigureAwait(false);
                 await pipe.Writer.CompleteAsync().ConfigureAwait(false);
             }
             catch (Exception e)

@@ -172,10 +172,14 @@ public sealed class PaxTarWriter(Stream output)
 
     private static string FormatTime(DateTimeOffset time)
     {
+        // A signed decimal: before 1970, -1.5 s is "-1.5000000" (the sign applies to the whole number).
         var ticks = time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
-        var seconds = Math.DivRem(ticks, TimeSpan.TicksPerSecond, out var fraction);
-        return fraction == 0 ? seconds.ToString(CultureInfo.InvariantCulture)
-            : $"{seconds.ToString(CultureInfo.InvariantCulture)}.{fraction.ToString("D7", CultureInfo.InvariantCulture)}";
+        var sign = ticks < 0 ? "-" : "";
+        var magnitude = Math.Abs(ticks);
+        var seconds = magnitude / TimeSpan.TicksPerSecond;
+        var fraction = magnitude % TimeSpan.TicksPerSecond;
+        return fraction == 0 ? sign + seconds.ToString(CultureInfo.InvariantCulture)
+            : $"{sign}{seconds.ToString(CultureInfo.InvariantCulture)}.{fraction.ToString("D7", CultureInfo.InvariantCulture)}";
     }
 
     private static byte[] Ascii(long value) => Encoding.ASCII.GetBytes(value.ToString(CultureInfo.InvariantCulture));

@@ -37,6 +37,11 @@ public static class CorpusProject
         {
             clone = Git(target, "checkout", "--quiet", "--detach", revision);
         }
+        if (clone.Code == 0 && !OperatingSystem.IsWindows())
+        {
+            // The temp folder is 0700; in the image the work tree is a normal project folder.
+            File.SetUnixFileMode(target, (UnixFileMode)Convert.ToInt32("755", 8));
+        }
         if (clone.Code != 0)
         {
             Directory.Delete(target, recursive: true);

@@ -28,11 +28,22 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
             throw new ImageBuildException(MsiCodes.StageScriptMissing, MsiMessages.Format("StageScriptMissing", sdkScriptsDirectory), sdkScriptsDirectory);
         }
         // The SDK's files, plus the user's own helper scripts beside their overrides (e.g. a selfcheck.sh hook).
-        var names = Directory.GetFiles(sdkScriptsDirectory)
-            .Concat(Candidates().Where(c => c.Directory != sdkScriptsDirectory && c.Directory != BootstrapScriptsDirectory && Directory.Exists(c.Directory))
-                .SelectMany(c => Directory.GetFiles(c.Directory, "*.sh")))
-            .Select(System.IO.Path.GetFileName).OfType<string>().Distinct().Order(StringComparer.Ordinal);
-        return names.Select(Resolve).ToList();
+        var sdkNames = Directory.GetFiles(sdkScriptsDirectory).Select(System.IO.Path.GetFileName).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var userNames = Candidates().Where(c => c.Directory != sdkScriptsDirectory && Directory.Exists(c.Directory))
+            .SelectMany(c => Directory.GetFiles(c.Directory, "*.sh")).Select(System.IO.Path.GetFileName).OfType<string>();
+        var resolved = new List<ResolvedScript>();
+        foreach (var name in sdkNames.Concat(userNames).Distinct().Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                resolved.Add(Resolve(name));
+            }
+            catch (ImageBuildException) when (!sdkNames.Contains(name))
+            {
+                // Only our own earlier copy is left (its source was removed): it is dropped, not used.
+            }
+        }
+        return resolved;
     }
 
     public ResolvedScript Resolve(string name)
@@ -89,6 +100,11 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
             }
             manifest.Add($"{script.Name} {Hash(destination)}");
             placed.Add(script with { Path = destination, Normalized = normalized });
+        }
+        // Copies placed by an earlier build whose source is gone are removed: they would still be uploaded and run.
+        foreach (var stale in ReadGeneratedManifest().Keys.Except(placed.Select(p => p.Name), StringComparer.Ordinal))
+        {
+            File.Delete(System.IO.Path.Combine(BootstrapScriptsDirectory, stale));
         }
         File.WriteAllLines(System.IO.Path.Combine(BootstrapScriptsDirectory, GeneratedManifestName), manifest);
         return placed;

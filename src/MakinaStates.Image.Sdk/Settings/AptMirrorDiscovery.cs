@@ -6,20 +6,21 @@ namespace MakinaStates.Image.Sdk.Settings;
 /// </summary>
 public static class AptMirrorDiscovery
 {
-    /// <summary>The first "deb" source that serves <paramref name="release"/> itself (not -security/-updates), or null.</summary>
-    public static string? FindMirror(string release, string aptRoot = "/etc/apt")
+    /// <summary>
+    /// The "deb" source that serves <paramref name="release"/> itself (not -security/-updates), or null. Third-party
+    /// repositories also name the release (e.g. a vendor's "bookworm main"): a source with the main component whose
+    /// path ends in /<paramref name="os"/> is preferred, then any with main, then the first.
+    /// </summary>
+    public static string? FindMirror(string release, string aptRoot = "/etc/apt", string os = "debian")
     {
-        foreach (var source in ReadSources(aptRoot))
-        {
-            if (source.Type == "deb" && source.Suites.Contains(release, StringComparer.Ordinal))
-            {
-                return source.Uri.TrimEnd('/');
-            }
-        }
-        return null;
+        var candidates = ReadSources(aptRoot).Where(s => s.Type == "deb" && s.Suites.Contains(release, StringComparer.Ordinal)).ToList();
+        var best = candidates.FirstOrDefault(s => s.Components.Contains("main") && s.Uri.TrimEnd('/').EndsWith("/" + os, StringComparison.Ordinal))
+            ?? candidates.FirstOrDefault(s => s.Components.Contains("main"))
+            ?? candidates.FirstOrDefault();
+        return best?.Uri.TrimEnd('/');
     }
 
-    internal sealed record AptSource(string Type, string Uri, IReadOnlyList<string> Suites);
+    internal sealed record AptSource(string Type, string Uri, IReadOnlyList<string> Suites, IReadOnlyList<string> Components);
 
     internal static IEnumerable<AptSource> ReadSources(string aptRoot)
     {
@@ -66,7 +67,7 @@ public static class AptMirrorDiscovery
             var words = withoutOptions.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
             if (words.Length >= 3)
             {
-                yield return new AptSource(words[0], words[1], [words[2]]);
+                yield return new AptSource(words[0], words[1], [words[2]], words[3..]);
             }
         }
     }
@@ -104,11 +105,12 @@ public static class AptMirrorDiscovery
                 continue;
             }
             var suiteList = suites.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            var components = fields.TryGetValue("Components", out var c) ? c.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries) : [];
             foreach (var type in types.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
             {
                 foreach (var uri in uris.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
                 {
-                    yield return new AptSource(type, uri, suiteList);
+                    yield return new AptSource(type, uri, suiteList, components);
                 }
             }
         }

@@ -48,6 +48,12 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         {
             Log.LogError(null, MsiCodes.Cancelled, MsiCodes.Cancelled, null, 0, 0, 0, 0, "{0}", MsiMessages.Format("Cancelled"));
         }
+        catch (Exception e) when (e is IOException or HttpRequestException or TimeoutException or UnauthorizedAccessException)
+        {
+            // The engine went away mid-build, or the host refused a file operation: still one coded error.
+            Log.LogError(null, MsiCodes.EngineOrHostFailure, MsiCodes.EngineOrHostFailure, null, 0, 0, 0, 0, "{0}",
+                MsiMessages.Format("EngineOrHostFailure", e.GetType().Name, e.Message));
+        }
         catch (DockerApiException e)
         {
             Log.LogError(null, MsiCodes.EngineRefused, MsiCodes.EngineRefused, null, 0, 0, 0, 0, "{0}",
@@ -171,6 +177,35 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     }
 
     private string ImageLockKey => $"MakinaStates.Image.Sdk.ImageLock/{BuildId}";
+
+    /// <summary>
+    /// Between Stage2 and Stage3 no task of ours runs: if the build stops there (a failing hook, Ctrl+C), MSBuild
+    /// disposes this guard at the end of the build, which removes the container.
+    /// </summary>
+    protected void GuardStageContainer(string containerId) =>
+        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new StageContainerGuard(MsDockerHost, containerId), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
+    /// <summary>Stage3 owns the container now (and removes it itself).</summary>
+    protected void ReleaseStageContainerGuard() => BuildEngine4.UnregisterTaskObject(ContainerGuardKey, RegisteredTaskObjectLifetime.Build);
+
+    private string ContainerGuardKey => $"MakinaStates.Image.Sdk.StageContainer/{BuildId}";
+
+    private sealed class StageContainerGuard(string dockerHost, string containerId) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+                using var engine = Engine.DockerEngine.ConnectAsync(dockerHost, bound.Token).GetAwaiter().GetResult();
+                engine.RemoveContainerAsync(containerId, bound.Token).GetAwaiter().GetResult();
+            }
+            catch (Exception)
+            {
+                // The build is over; Stage0 of the next build reaps what could not be removed here.
+            }
+        }
+    }
 
     /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>
     protected static CancellationToken CleanupToken() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;

@@ -88,7 +88,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         var baseImagePath = Path.IsPathRooted(MsBaseImage) ? MsBaseImage : Path.Combine(MsDataDir, MsBaseImage);
         ResolvedBaseImagePath = baseImagePath;
         var isScratch = string.Equals(MsBase, "scratch", StringComparison.Ordinal);
-        ResolvedOsMirror = !string.IsNullOrWhiteSpace(MsOsMirror) ? MsOsMirror.Trim() : AptMirrorDiscovery.FindMirror(MsOsRelease, AptConfigurationDirectory) ?? "";
+        ResolvedOsMirror = !string.IsNullOrWhiteSpace(MsOsMirror) ? MsOsMirror.Trim() : AptMirrorDiscovery.FindMirror(MsOsRelease, AptConfigurationDirectory, MsOs) ?? "";
         if (isScratch && !File.Exists(baseImagePath) && ResolvedOsMirror.Length == 0)
         {
             throw new ImageBuildException(MsiCodes.MirrorNotFound,
@@ -157,7 +157,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             ("MS_COMMAND", MsCommand), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
             ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
             ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
-            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", MsDockerArgs), ("DOCKER_HOST", $"{engine.Endpoint} (Docker {version.Version}, API {version.APIVersion})"),
+            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", $"{engine.Endpoint} (Docker {version.Version}, API {version.APIVersion})"),
         })
         {
             Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, value);
@@ -182,10 +182,15 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         {
             key.Append("base=").Append((await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false))?.ID ?? "missing").Append('\n');
         }
+        // Every file sent to the stage containers (not only the resolved ones: a user may drop a helper there).
         // stage0.sh and Dockerfile.stage0 shape only the base tarball, which is in the key by its content.
-        foreach (var script in scripts.Where(s => s.Name is not ("stage0.sh" or "Dockerfile.stage0")))
+        foreach (var file in Directory.GetFiles(BootstrapScriptsDirectory).Order(StringComparer.Ordinal))
         {
-            key.Append(script.Name).Append('=').Append(StageScriptResolver.Hash(script.Path)).Append('\n');
+            var name = Path.GetFileName(file);
+            if (name is not ("stage0.sh" or "Dockerfile.stage0" or StageScriptResolver.GeneratedManifestName))
+            {
+                key.Append(name).Append('=').Append(StageScriptResolver.Hash(file)).Append('\n');
+            }
         }
         foreach (var setting in ShapingSettings.OrderBy(i => i.ItemSpec, StringComparer.Ordinal))
         {

@@ -63,9 +63,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
         {
             Image = baseImage.ID,
             Name = Stage1Name,
-            // /docker holds the build-time scripts only: it must not reach the committed image. The MS_* settings
-            // go through env(1), not the container's Env, which commit would bake into the image.
-            Cmd = ["/usr/bin/env", .. StageEnvironmentList(), "/bin/sh", "-c", $"{LinkDataDirectory}; /bin/bash {BootstrapScriptsInContainer}/stage1.sh; rc=$?; rm -rf /docker; exit $rc"],
+            // A neutral command that waits: stage1.sh runs through exec, so neither the MS_* settings nor the -e values
+            // of MsDockerArgs end up in the container's Env or Cmd, which commit bakes into the image (its history).
+            Cmd = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", MsImage),
         }, engine, MsDockerArgs, MsDataDir), cancellationToken).ConfigureAwait(false);
@@ -73,13 +73,17 @@ public sealed class Stage1BaseImage : ImageBuildTask
         try
         {
             await ArchiveUpload.UploadAsync(engine, container.ID, BootstrapScriptsTree(), cancellationToken).ConfigureAwait(false);
-            var (exitCode, lastLines) = await ContainerRun.RunToExitAsync(engine, container.ID,
-                line => Log.LogMessage(MessageImportance.Normal, "stage1: {0}", line), cancellationToken).ConfigureAwait(false);
-            if (exitCode != 0)
+            await engine.Client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            var result = await ContainerExec.RunAsync(engine.Client, container.ID, ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage1.sh"],
+                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage1: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
-                    MsiMessages.Format("Stage1ScriptFailed", exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)), Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
+                    MsiMessages.Format("Stage1ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)), Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
             }
+            // /docker holds the build-time scripts only: it must not reach the committed image.
+            await ContainerExec.RunAsync(engine.Client, container.ID, ["rm", "-rf", "/docker"], null, _ => { }, cancellationToken).ConfigureAwait(false);
+            await engine.Client.Containers.StopContainerAsync(container.ID, new ContainerStopParameters { WaitBeforeKillSeconds = 10 }, cancellationToken).ConfigureAwait(false);
 
             var (repository, tag) = ImageReference.SplitTag(Stage1Image);
             var temporaryTag = $"build-{BuildId}";
@@ -142,6 +146,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
         {
             Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh on this host (debootstrap {1} {2}).", BaseImagePath, MsOs, MsOsRelease);
             var hostEnvironment = StageEnvironmentList().Select(e => e.Split('=', 2)).ToDictionary(e => e[0], e => e.Length > 1 ? e[1] : "");
+            // stage0.sh writes $MS_DATA_DIR/$MS_BASEIMAGE: give it the resolved place (MsBaseImage may be absolute).
+            hostEnvironment["MS_DATA_DIR"] = Path.GetDirectoryName(BaseImagePath)!;
+            hostEnvironment["MS_BASEIMAGE"] = Path.GetFileName(BaseImagePath);
             var (exitCode, lastLines) = await HostScriptRunner.RunAsync(script, hostEnvironment,
                 line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
             if (exitCode != 0 || !File.Exists(BaseImagePath))

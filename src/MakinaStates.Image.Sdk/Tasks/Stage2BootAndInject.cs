@@ -84,6 +84,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
         var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion);
         var created = await engine.Client.Containers.CreateContainerAsync(WithStageOptions(spec, engine, MsDockerArgs, MsDataDir), cancellationToken).ConfigureAwait(false);
+        GuardStageContainer(created.ID);
         try
         {
             // Injected before the start, so systemd boots with the injected units in place.

@@ -40,6 +40,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     {
         using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
+        ReleaseStageContainerGuard();
         try
         {
             var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"],
@@ -81,7 +82,8 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Tag = temporaryTag,
                 Cmd = ShellWords.Split(MsCommand).ToList(),
                 StopSignal = SystemdContainerSpec.StopSignal,
-                Env = ["container=docker", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", .. ImageConfiguration.Environment(EnvironmentVariables)],
+                // The container's own Env (the base image's PATH among it) is merged in by the engine.
+                Env = ["container=docker", .. ImageConfiguration.Environment(EnvironmentVariables)],
                 ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
                 Volumes = ImageConfiguration.Volumes(Volumes),
                 Labels = ImageLabels(CommitLabels()),

@@ -86,6 +86,55 @@ public sealed class ReliabilityTests
     }
 
     [TestMethod]
+    public async Task Injecting_into_merged_usr_folders_keeps_their_links_and_the_images_folders()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = UniqueImage("merged-usr");
+        using var project = new ImageProject(image);
+        project.Write("injected_volumes/bin/mytool", "#!/bin/sh\necho mytool\n", executable: true);
+        project.Write("injected_volumes/etc/mytool.conf", "x\n");
+        // A folder the host made with other permissions: the image's /etc keeps its own.
+        File.SetUnixFileMode(Path.Combine(project.Directory, "injected_volumes", "etc"), (UnixFileMode)Convert.ToInt32("700", 8));
+        try
+        {
+            var build = await project.BuildAsync();
+            Assert.IsTrue(build.Succeeded, build.Output);
+            var state = await TestDocker.RunInImageAsync(docker, $"{image}:candidate", "readlink /bin; stat -c %a /etc; /usr/bin/mytool; test -x /bin/bash && echo bash-ok");
+            Assert.AreEqual("usr/bin\n755\nmytool\nbash-ok", state.Trim());
+        }
+        finally
+        {
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
+        }
+    }
+
+    [TestMethod]
+    public async Task A_failing_hook_between_stages_leaves_no_container()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = UniqueImage("hook");
+        using var project = new ImageProject(image, """
+            <Target Name="FailingHookAfterStage2" AfterTargets="MsStage2">
+              <Error Text="the user's hook failed" />
+            </Target>
+            """);
+        try
+        {
+            var build = await project.BuildAsync();
+            Assert.IsFalse(build.Succeeded);
+            StringAssert.Contains(build.Output, "the user's hook failed");
+            Assert.IsNotNull(build.BuildId);
+            await AssertNothingLeftAsync(docker, build);
+        }
+        finally
+        {
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
+        }
+    }
+
+    [TestMethod]
     public async Task Truncated_base_tarball_is_detected_never_used_and_the_next_build_after_deleting_it_succeeds()
     {
         Repository.RequirePackedSdk();

@@ -170,6 +170,9 @@ public sealed class SeedContractTests
 
             var candidate = await docker.Images.InspectImageAsync($"{image}:candidate");
             Assert.IsFalse(candidate.Config!.Env!.Any(e => e.StartsWith("GREETING", StringComparison.Ordinal)), "MsDockerArgs env was baked into the image");
+            var history = await docker.Images.GetImageHistoryAsync($"{image}:candidate");
+            Assert.IsFalse(history.Any(h => h.CreatedBy.Contains("GREETING", StringComparison.Ordinal) || h.CreatedBy.Contains("MS_DATA_DIR", StringComparison.Ordinal)),
+                "settings or -e values are in the image history: " + string.Join(" | ", history.Select(h => h.CreatedBy)));
             Assert.IsNull(await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/docker"), "/docker is in the committed image");
             Assert.AreEqual("x\n", await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/injected.txt"));
         }

@@ -48,6 +48,15 @@ public sealed class AptMirrorDiscoveryTests
     }
 
     [TestMethod]
+    public void Prefers_the_distributions_own_archive_over_a_vendor_repository_naming_the_release()
+    {
+        File.WriteAllText(Path.Combine(_apt, "sources.list.d", "azure-cli.list"), "deb [arch=amd64] https://vendor.invalid/repos/azure-cli/ bookworm main\n");
+        File.WriteAllText(Path.Combine(_apt, "sources.list.d", "b-extras.list"), "deb http://extras.invalid/apt bookworm contrib\n");
+        File.WriteAllText(Path.Combine(_apt, "sources.list.d", "debian.sources"), "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm\nComponents: main\n");
+        Assert.AreEqual("http://mirror.invalid/debian", AptMirrorDiscovery.FindMirror("bookworm", _apt));
+    }
+
+    [TestMethod]
     public void Ignores_disabled_files_and_paragraphs()
     {
         File.WriteAllText(Path.Combine(_apt, "sources.list.d", "old.list.disabled"), "deb http://disabled.invalid/debian bookworm main\n");

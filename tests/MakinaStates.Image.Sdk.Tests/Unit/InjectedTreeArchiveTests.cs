@@ -92,6 +92,20 @@ public sealed class InjectedTreeArchiveTests
     }
 
     [TestMethod]
+    public async Task Times_before_1970_with_a_fraction_are_written_as_valid_pax_records()
+    {
+        using var buffer = new MemoryStream();
+        var writer = new PaxTarWriter(buffer);
+        var time = DateTimeOffset.UnixEpoch.AddSeconds(-1.5);
+        await writer.WriteEntryAsync(new PaxTarWriter.Entry("old", PaxTarWriter.EntryType.Directory, 0x1ED, 0, 0, time), null, CancellationToken.None);
+        await writer.FinishAsync(CancellationToken.None);
+        Assert.IsTrue(buffer.ToArray().AsSpan().IndexOf("mtime=-1.5000000\n"u8) >= 0, "the sign applies to the whole decimal");
+        buffer.Position = 0;
+        using var reader = new TarReader(buffer);
+        Assert.AreEqual(time, reader.GetNextEntry()!.ModificationTime);
+    }
+
+    [TestMethod]
     public async Task Gnu_tar_reads_the_archive_back()
     {
         var src = Path.Combine(_root, "src");
