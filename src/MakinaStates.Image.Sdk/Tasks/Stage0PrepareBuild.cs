@@ -147,7 +147,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
         }
 
-        await CheckUpToDateAsync(engine, tree, placed, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
+        await CheckUpToDateAsync(engine, tree, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
 
         // The seed's report of the effective settings.
         Log.LogMessage(MessageImportance.High, "MakinaStates image build {0}", NewBuildId);
@@ -168,8 +168,8 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     /// The inputs key: base, SDK, effective scripts, the injected tree's content and the settings that shape the image.
     /// When the candidate carries the same key, nothing needs to run.
     /// </summary>
-    private async System.Threading.Tasks.Task CheckUpToDateAsync(DockerEngine engine, InjectedTree tree, IReadOnlyList<StageScriptResolver.ResolvedScript> scripts,
-        string baseImagePath, bool isScratch, CancellationToken cancellationToken)
+    private async System.Threading.Tasks.Task CheckUpToDateAsync(DockerEngine engine, InjectedTree tree, string baseImagePath, bool isScratch,
+        CancellationToken cancellationToken)
     {
         var cache = ContentHashCache.Load(IntermediateDirectory.Length > 0 ? Path.Combine(IntermediateDirectory, "content-hashes.tsv") : null);
         var key = new StringBuilder();
