@@ -2,7 +2,7 @@ namespace MakinaStates.Image.Sdk.Diagnostics;
 
 /// <summary>
 /// Every diagnostic code the SDK emits. Ranges follow the pipeline so a code tells where it came from:
-/// MSI00xx settings and Stage0, MSI01xx the engine, MSI1xxx Stage1, MSI2xxx Stage2, MSI3xxx Stage3.
+/// MSI00xx settings and Stage0, MSI01xx the engine, MSI1xxx Stage1, MSI2xxx Stage2, MSI3xxx Stage3, MSI4xxx the push.
 /// </summary>
 public static class MsiCodes
 {
@@ -32,6 +32,9 @@ public static class MsiCodes
     public const string DockerHostInvalid = "MSI0102";
     public const string EngineRefused = "MSI0103";
     public const string EngineOrHostFailure = "MSI0104";
+    public const string EngineTlsFailed = "MSI0105";
+    public const string EngineTlsFilesInvalid = "MSI0106";
+    public const string DockerContextInvalid = "MSI0107";
 
     public const string BaseCreationFailed = "MSI1001";
     public const string BaseImportFailed = "MSI1002";
@@ -49,4 +52,12 @@ public static class MsiCodes
     public const string Stage3ScriptFailed = "MSI3001";
     public const string SnapshotFailed = "MSI3003";
     public const string AclSaveFailed = "MSI3004";
+
+    // MSI4xxx: the push after Stage3.
+    public const string PushSettingsInvalid = "MSI4001";
+    public const string RegistryUnreachable = "MSI4002";
+    public const string RegistryUnauthorized = "MSI4003";
+    public const string RegistryBlobUnknown = "MSI4004";
+    public const string PushFailed = "MSI4005";
+    public const string RegistryCredentialsInvalid = "MSI4006";
 }

@@ -39,7 +39,7 @@ public static class BuildOwnership
         return Identity(pid) != owner[(slash + 1)..];
     }
 
-    /// <summary>Removes the stage containers of this host whose build process is gone.</summary>
+    /// <summary>Removes the stage containers and data volumes of this host whose build process is gone.</summary>
     public static async Task<IReadOnlyList<string>> ReapOrphansAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
         var containers = await engine.Client.Containers.ListContainersAsync(new ContainersListParameters
@@ -55,6 +55,19 @@ public static class BuildOwnership
         {
             await engine.RemoveContainerAsync(container.ID, cancellationToken).ConfigureAwait(false);
             reaped.Add($"{container.Names.FirstOrDefault()?.TrimStart('/') ?? container.ID[..12]} (build {(container.Labels.TryGetValue(BuildLabels.BuildId, out var build) ? build : "?")})");
+        }
+        // The data volumes of remote-engine builds, once their containers are gone.
+        var volumes = await engine.Client.Volumes.ListAsync(new VolumesListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = new Dictionary<string, bool> { [$"{BuildLabels.OwnerHost}={Host}"] = true },
+            },
+        }, cancellationToken).ConfigureAwait(false);
+        foreach (var volume in (volumes.Volumes ?? []).Where(v => IsOrphan(v.Labels)))
+        {
+            await engine.Client.Volumes.RemoveAsync(volume.Name, force: true, cancellationToken).ConfigureAwait(false);
+            reaped.Add($"volume {volume.Name}");
         }
         return reaped;
     }

@@ -1,6 +1,7 @@
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Settings;
 
 namespace MakinaStates.Image.Sdk.Engine;
 
@@ -8,9 +9,8 @@ namespace MakinaStates.Image.Sdk.Engine;
 public sealed class DockerEngine : IDisposable
 {
     public static readonly TimeSpan PingTimeout = TimeSpan.FromSeconds(8);
-    private const string DefaultEndpoint = "unix:///var/run/docker.sock";
 
-    private DockerEngine(DockerClient client, Uri endpoint)
+    private DockerEngine(DockerClient client, DockerEndpoint endpoint)
     {
         Client = client;
         Endpoint = endpoint;
@@ -18,30 +18,31 @@ public sealed class DockerEngine : IDisposable
 
     public DockerClient Client { get; }
 
-    public Uri Endpoint { get; }
+    public DockerEndpoint Endpoint { get; }
 
-    /// <summary>A unix-socket engine runs on this host: host paths can be bind-mounted.</summary>
-    public bool SharesHostFileSystem => Endpoint.Scheme == "unix";
+    /// <summary>
+    /// Host paths can be bind-mounted only when the engine runs on this machine: a unix socket. A tcp engine is treated
+    /// as remote (even on 127.0.0.1): everything it needs is uploaded.
+    /// </summary>
+    public bool SharesHostFileSystem => Endpoint.Address.Scheme == "unix";
 
-    /// <summary>MsDockerHost wins over DOCKER_HOST, which wins over the local socket (docker's own order).</summary>
-    public static Uri ResolveEndpoint(string? msDockerHost, string? dockerHostEnvironment)
+    /// <summary>Resolves the endpoint from the three MSBuild settings and the process's docker environment.</summary>
+    public static DockerEndpoint ResolveEndpoint(string? msDockerHost, string? msDockerCertPath, string? msDockerTlsVerify) =>
+        DockerEndpoint.Resolve(msDockerHost, msDockerCertPath, msDockerTlsVerify, Environment.GetEnvironmentVariable,
+            Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
+
+    /// <summary>The engine of the docker environment alone (tools and tests).</summary>
+    public static Task<DockerEngine> ConnectAsync(string? msDockerHost, CancellationToken cancellationToken) =>
+        ConnectAsync(ResolveEndpoint(msDockerHost, null, null), cancellationToken);
+
+    public static async Task<DockerEngine> ConnectAsync(DockerEndpoint endpoint, CancellationToken cancellationToken)
     {
-        var (value, origin) = !string.IsNullOrWhiteSpace(msDockerHost) ? (msDockerHost.Trim(), "MsDockerHost")
-            : !string.IsNullOrWhiteSpace(dockerHostEnvironment) ? (dockerHostEnvironment.Trim(), "DOCKER_HOST")
-            : (DefaultEndpoint, "the default");
-        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("unix" or "tcp" or "http" or "https")
-            || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || uri.Port <= 0)))
+        var builder = new DockerClientBuilder().WithEndpoint(ClientAddress(endpoint));
+        if (endpoint.Tls is { } tls)
         {
-            throw new ImageBuildException(MsiCodes.DockerHostInvalid,
-                MsiMessages.Format("DockerHostInvalid", value, origin));
+            builder = builder.WithAuthProvider(EngineTlsCredentials.Create(tls, endpoint));
         }
-        return uri;
-    }
-
-    public static async Task<DockerEngine> ConnectAsync(string? msDockerHost, CancellationToken cancellationToken)
-    {
-        var endpoint = ResolveEndpoint(msDockerHost, Environment.GetEnvironmentVariable("DOCKER_HOST"));
-        var client = new DockerClientBuilder().WithEndpoint(endpoint).Build();
+        var client = builder.Build();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(PingTimeout);
         try
@@ -52,10 +53,33 @@ public sealed class DockerEngine : IDisposable
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             client.Dispose();
+            if (endpoint.Tls is { } failedTls && Find<System.Security.Authentication.AuthenticationException>(e) is { } handshake)
+            {
+                throw new ImageBuildException(MsiCodes.EngineTlsFailed,
+                    MsiMessages.Format("EngineTlsFailed", endpoint.Describe(), Innermost(handshake).Message, failedTls.CertificateDirectory));
+            }
             var reason = e is OperationCanceledException ? $"no answer within {PingTimeout.TotalSeconds:0} seconds" : Innermost(e).Message;
             throw new ImageBuildException(MsiCodes.EngineUnreachable,
-                MsiMessages.Format("EngineUnreachable", endpoint, reason));
+                MsiMessages.Format("EngineUnreachable", endpoint.Describe(), reason));
         }
+    }
+
+    /// <summary>Docker.DotNet speaks HTTP to a tcp:// address; with TLS it must be told https.</summary>
+    private static Uri ClientAddress(DockerEndpoint endpoint) =>
+        endpoint.Tls is not null && endpoint.Address.Scheme is "tcp" or "http"
+            ? new UriBuilder(endpoint.Address) { Scheme = "https" }.Uri
+            : endpoint.Address;
+
+    private static T? Find<T>(Exception e) where T : Exception
+    {
+        for (Exception? current = e; current is not null; current = current.InnerException)
+        {
+            if (current is T found)
+            {
+                return found;
+            }
+        }
+        return null;
     }
 
     public async Task<ImageInspectResponse?> TryInspectImageAsync(string reference, CancellationToken cancellationToken)

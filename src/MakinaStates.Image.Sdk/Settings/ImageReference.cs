@@ -42,6 +42,13 @@ public sealed partial record ImageReference(string Repository, string? Tag)
 
     public string WithTag(string tag) => $"{Repository}:{tag}";
 
+    /// <summary>The registry host[:port] the repository names, or null (docker's rule: a '.', a ':' or localhost).</summary>
+    public string? Registry => Repository.IndexOf('/') is > 0 and var slash && Repository[..slash] is var first
+        && (first.Contains('.') || first.Contains(':') || first == "localhost") ? first : null;
+
+    /// <summary>The repository without its registry host: the path a registry stores it under.</summary>
+    public string PathInRegistry => Registry is { } registry ? Repository[(registry.Length + 1)..] : Repository;
+
     /// <summary>Splits "repo[:tag]" (a registry port is not a tag); the tag defaults to latest.</summary>
     public static (string Repository, string Tag) SplitTag(string reference)
     {

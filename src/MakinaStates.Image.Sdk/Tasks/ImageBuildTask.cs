@@ -16,8 +16,14 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// <summary>Build id shared by all stages of one build; labels every container it makes.</summary>
     public string BuildId { get; set; } = "";
 
-    /// <summary>MsDockerHost: the engine endpoint; DOCKER_HOST or the local socket when empty.</summary>
+    /// <summary>MsDockerHost: the engine endpoint; DOCKER_HOST, the docker context or the local socket when empty.</summary>
     public string MsDockerHost { get; set; } = "";
+
+    /// <summary>MsDockerCertPath: the folder with ca.pem, cert.pem and key.pem; DOCKER_CERT_PATH when empty.</summary>
+    public string MsDockerCertPath { get; set; } = "";
+
+    /// <summary>MsDockerTlsVerify: true/false; DOCKER_TLS_VERIFY when empty.</summary>
+    public string MsDockerTlsVerify { get; set; } = "";
 
     /// <summary>MsDockerArgs: docker-run style flags applied to every stage container.</summary>
     public string MsDockerArgs { get; set; } = "";
@@ -77,8 +83,9 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         try
         {
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(8));
-            using var engine = Engine.DockerEngine.ConnectAsync(MsDockerHost, bound.Token).GetAwaiter().GetResult();
+            using var engine = ConnectEngineAsync(bound.Token).GetAwaiter().GetResult();
             engine.RemoveBuildContainersAsync(BuildId, bound.Token).GetAwaiter().GetResult();
+            Engine.DataVolume.RemoveAsync(engine, BuildId, bound.Token).GetAwaiter().GetResult();
         }
         catch (Exception)
         {
@@ -89,6 +96,10 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     }
 
     protected abstract System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken);
+
+    /// <summary>The engine of this build (MsDockerHost/MsDockerCertPath/MsDockerTlsVerify over the docker environment).</summary>
+    protected Task<Engine.DockerEngine> ConnectEngineAsync(CancellationToken cancellationToken) =>
+        Engine.DockerEngine.ConnectAsync(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), cancellationToken);
 
     protected void LogCoded(ImageBuildException e) =>
         Log.LogError(null, e.Code, e.Code, e.File, 0, 0, 0, 0, "{0}", e.Message);
@@ -130,19 +141,29 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     protected const string LinkDataDirectory = "mkdir -p /docker && ln -sfn " + DataMountInContainer + " /docker/data";
 
     /// <summary>
-    /// What every stage container gets besides its own spec: the MsDockerArgs flags and, on a local engine, the data
-    /// dir read-only at /docker/data (a mount, so never committed).
+    /// What every stage container gets besides its own spec: the MsDockerArgs flags and the data dir read-only inside
+    /// the /run tmpfs (never committed): a bind mount on a local engine, this build's uploaded volume on a remote one.
     /// </summary>
-    protected static Docker.DotNet.Models.CreateContainerParameters WithStageOptions(Docker.DotNet.Models.CreateContainerParameters container,
-        Engine.DockerEngine engine, string dockerArgs, string? dataDirectory)
+    protected async Task<Docker.DotNet.Models.CreateContainerParameters> WithStageOptionsAsync(Docker.DotNet.Models.CreateContainerParameters container,
+        Engine.DockerEngine engine, string? dataDirectory, string image, CancellationToken cancellationToken)
     {
-        Settings.DockerRunArguments.Parse(dockerArgs).ApplyTo(container);
-        if (dataDirectory is not null && engine.SharesHostFileSystem)
+        Settings.DockerRunArguments.Parse(MsDockerArgs).ApplyTo(container);
+        if (dataDirectory is null)
         {
-            var host = container.HostConfig ??= new Docker.DotNet.Models.HostConfig();
-            host.Tmpfs ??= new Dictionary<string, string>();
-            host.Tmpfs.TryAdd("/run", "rw,nosuid,nodev,mode=755");
+            return container;
+        }
+        var host = container.HostConfig ??= new Docker.DotNet.Models.HostConfig();
+        host.Tmpfs ??= new Dictionary<string, string>();
+        host.Tmpfs.TryAdd("/run", "rw,nosuid,nodev,mode=755");
+        if (engine.SharesHostFileSystem)
+        {
             host.Binds = [.. host.Binds ?? [], $"{dataDirectory.TrimEnd('/')}:{DataMountInContainer}:ro"];
+        }
+        else
+        {
+            var volume = await Engine.DataVolume.EnsureAsync(engine, BuildId, dataDirectory, container.Image, StageContainerLabels("data", image),
+                message => Log.LogMessage(MessageImportance.High, "{0}", message), cancellationToken).ConfigureAwait(false);
+            host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "volume", Source = volume, Target = DataMountInContainer, ReadOnly = true }];
         }
         return container;
     }
@@ -183,21 +204,21 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// disposes this guard at the end of the build, which removes the container.
     /// </summary>
     protected void GuardStageContainer(string containerId) =>
-        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new StageContainerGuard(MsDockerHost, containerId), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new StageContainerGuard(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), containerId), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
 
     /// <summary>Stage3 owns the container now (and removes it itself).</summary>
     protected void ReleaseStageContainerGuard() => BuildEngine4.UnregisterTaskObject(ContainerGuardKey, RegisteredTaskObjectLifetime.Build);
 
     private string ContainerGuardKey => $"MakinaStates.Image.Sdk.StageContainer/{BuildId}";
 
-    private sealed class StageContainerGuard(string dockerHost, string containerId) : IDisposable
+    private sealed class StageContainerGuard(Settings.DockerEndpoint endpoint, string containerId) : IDisposable
     {
         public void Dispose()
         {
             try
             {
                 using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-                using var engine = Engine.DockerEngine.ConnectAsync(dockerHost, bound.Token).GetAwaiter().GetResult();
+                using var engine = Engine.DockerEngine.ConnectAsync(endpoint, bound.Token).GetAwaiter().GetResult();
                 engine.RemoveContainerAsync(containerId, bound.Token).GetAwaiter().GetResult();
             }
             catch (Exception)

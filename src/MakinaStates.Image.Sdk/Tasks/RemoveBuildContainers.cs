@@ -3,7 +3,7 @@ using Microsoft.Build.Framework;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
-/// <summary>After a failed stage: removes every container this build made, so nothing is left behind.</summary>
+/// <summary>After a failed stage: removes every container (and the data volume) this build made, so nothing is left behind.</summary>
 public sealed class RemoveBuildContainers : ImageBuildTask
 {
 
@@ -14,8 +14,9 @@ public sealed class RemoveBuildContainers : ImageBuildTask
             return;
         }
         ReleaseImageLock();
-        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, CleanupToken()).ConfigureAwait(false);
+        using var engine = await ConnectEngineAsync(CleanupToken()).ConfigureAwait(false);
         var removed = await engine.RemoveBuildContainersAsync(BuildId, CleanupToken()).ConfigureAwait(false);
+        await DataVolume.RemoveAsync(engine, BuildId, CleanupToken()).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.Normal, "Removed {0} container(s) of build {1}.", removed, BuildId);
     }
 }

@@ -14,7 +14,7 @@ public sealed class RemoveImageProjectImages : ImageBuildTask
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         var image = ImageReference.Parse(MsImage, "MsImage");
-        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         foreach (var reference in new[] { image.WithTag("candidate"), $"{image.Repository}-stage1:latest" })
         {
             try

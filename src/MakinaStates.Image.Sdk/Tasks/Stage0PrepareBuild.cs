@@ -140,8 +140,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             return (ITaskItem)item;
         }).ToArray();
 
-        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var version = await engine.Client.System.GetVersionAsync(cancellationToken).ConfigureAwait(false);
+        Log.LogMessage(MessageImportance.High, "Engine: {0}; Docker {1}, API {2}{3}.", engine.Endpoint.Describe(), version.Version, version.APIVersion,
+            engine.SharesHostFileSystem ? "" : "; not on this machine, so the data dir and the injected tree are uploaded");
         foreach (var reaped in await BuildOwnership.ReapOrphansAsync(engine, cancellationToken).ConfigureAwait(false))
         {
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
@@ -157,7 +159,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             ("MS_COMMAND", MsCommand), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
             ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
             ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
-            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", $"{engine.Endpoint} (Docker {version.Version}, API {version.APIVersion})"),
+            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", engine.Endpoint.Address.ToString()),
         })
         {
             Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, value);

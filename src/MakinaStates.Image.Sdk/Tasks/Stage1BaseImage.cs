@@ -41,7 +41,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var baseReference = string.Equals(MsBase, "scratch", StringComparison.Ordinal)
             ? await EnsureOsBaseAsync(engine, cancellationToken).ConfigureAwait(false)
             : MsBase;
@@ -59,7 +59,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         }
 
         Log.LogMessage(MessageImportance.High, "Stage1: making {0} from {1}.", Stage1Image, baseReference);
-        var container = await engine.Client.Containers.CreateContainerAsync(WithStageOptions(new CreateContainerParameters
+        var container = await engine.Client.Containers.CreateContainerAsync(await WithStageOptionsAsync(new CreateContainerParameters
         {
             Image = baseImage.ID,
             Name = Stage1Name,
@@ -68,7 +68,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Cmd = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", MsImage),
-        }, engine, MsDockerArgs, MsDataDir), cancellationToken).ConfigureAwait(false);
+        }, engine, MsDataDir, MsImage, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         try
         {
@@ -167,14 +167,14 @@ public sealed class Stage1BaseImage : ImageBuildTask
         const string output = "/docker/stage0-output";
         var name = Path.GetFileName(BaseImagePath);
         var environment = StageEnvironmentList().Where(e => !e.StartsWith("MS_DATA_DIR=", StringComparison.Ordinal) && !e.StartsWith("MS_BASEIMAGE=", StringComparison.Ordinal));
-        var container = WithStageOptions(new CreateContainerParameters
+        var container = await WithStageOptionsAsync(new CreateContainerParameters
         {
             Image = builder,
             Name = Stage1Name + "-stage0",
             Cmd = ["/usr/bin/env", .. environment, $"MS_DATA_DIR={output}", $"MS_BASEIMAGE={name}", "/bin/bash", $"{BootstrapScriptsInContainer}/stage0.sh"],
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage0", MsImage),
-        }, engine, MsDockerArgs, dataDirectory: null);
+        }, engine, dataDirectory: null, MsImage, cancellationToken).ConfigureAwait(false);
         await Stage0Builder.RunAsync(engine, Stage0Tag, container, BootstrapScriptsTree(), $"{output}/{name}", BaseImagePath,
             line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
     }
@@ -202,7 +202,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         }
         return await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false)
             ?? throw new ImageBuildException(MsiCodes.BaseImageMissing,
-                MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint, error ?? "no image"));
+                MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint.Address, error ?? "no image"));
     }
 
     private string Stage1Key(string baseImageId)

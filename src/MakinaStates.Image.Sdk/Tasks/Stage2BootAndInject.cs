@@ -80,10 +80,10 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, CancellationToken cancellationToken)
     {
 
-        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
         var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion);
-        var created = await engine.Client.Containers.CreateContainerAsync(WithStageOptions(spec, engine, MsDockerArgs, MsDataDir), cancellationToken).ConfigureAwait(false);
+        var created = await engine.Client.Containers.CreateContainerAsync(await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
         try
         {

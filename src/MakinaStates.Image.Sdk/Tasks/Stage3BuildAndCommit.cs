@@ -38,7 +38,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        using var engine = await DockerEngine.ConnectAsync(MsDockerHost, cancellationToken).ConfigureAwait(false);
+        using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         ReleaseStageContainerGuard();
         try
@@ -110,6 +110,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
             }
             await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+            await DataVolume.RemoveAsync(engine, BuildId, CleanupToken()).ConfigureAwait(false);
             ReleaseImageLock();
         }
     }

@@ -1,0 +1,143 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using MakinaStates.Image.Sdk.Diagnostics;
+
+namespace MakinaStates.Image.Sdk.Settings;
+
+/// <summary>TLS to a tcp engine: the folder with ca.pem, cert.pem and key.pem, and whether the engine's certificate is checked.</summary>
+public sealed record DockerTls(string CertificateDirectory, bool VerifyServer);
+
+/// <summary>
+/// Which engine a build talks to and how, resolved the way the docker CLI does it so a shell that works with `docker`
+/// works with the build: MsDockerHost, then DOCKER_HOST, then DOCKER_CONTEXT or the config's current context, then the
+/// local socket. MsDockerCertPath and MsDockerTlsVerify win over DOCKER_CERT_PATH and DOCKER_TLS_VERIFY.
+/// </summary>
+public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
+{
+    public const string DefaultAddress = "unix:///var/run/docker.sock";
+
+    /// <summary>For the log: the address, how it is secured and where the setting came from. Never a secret.</summary>
+    public string Describe() => Tls switch
+    {
+        null => $"{Address} (from {Origin})",
+        { VerifyServer: true } => $"{Address} over TLS, engine verified against {Path.Combine(Tls.CertificateDirectory, "ca.pem")} (from {Origin})",
+        _ => $"{Address} over TLS, engine certificate not verified (from {Origin})",
+    };
+
+    /// <param name="msDockerTlsVerify">true/false; empty leaves it to DOCKER_TLS_VERIFY (any value turns it on, as in docker).</param>
+    /// <param name="environment">Reads an environment variable (tests give their own).</param>
+    public static DockerEndpoint Resolve(string? msDockerHost, string? msDockerCertPath, string? msDockerTlsVerify,
+        Func<string, string?> environment, string homeDirectory)
+    {
+        var configDirectory = NonEmpty(environment("DOCKER_CONFIG")) ?? Path.Combine(homeDirectory, ".docker");
+        var explicitVerify = ParseVerify(msDockerTlsVerify);
+        var certPath = NonEmpty(msDockerCertPath) ?? NonEmpty(environment("DOCKER_CERT_PATH"));
+        var verify = explicitVerify ?? NonEmpty(environment("DOCKER_TLS_VERIFY")) is not null;
+        // docker's --tls (DOCKER_TLS): TLS without checking the engine; MsDockerTlsVerify=false with a cert path asks the same.
+        var tlsWithoutVerify = NonEmpty(environment("DOCKER_TLS")) is not null || (explicitVerify == false && NonEmpty(msDockerCertPath) is not null);
+
+        if (NonEmpty(msDockerHost) is { } host)
+        {
+            return FromHost(host, "MsDockerHost", certPath ?? configDirectory, verify, tlsWithoutVerify);
+        }
+        if (NonEmpty(environment("DOCKER_HOST")) is { } environmentHost)
+        {
+            return FromHost(environmentHost, "DOCKER_HOST", certPath ?? configDirectory, verify, tlsWithoutVerify);
+        }
+        var (contextName, contextOrigin) = NonEmpty(environment("DOCKER_CONTEXT")) is { } fromEnvironment
+            ? (fromEnvironment, "DOCKER_CONTEXT")
+            : (CurrentContext(configDirectory), Path.Combine(configDirectory, "config.json"));
+        if (contextName is not null && contextName != "default")
+        {
+            return FromContext(contextName, contextOrigin, configDirectory, certPath, explicitVerify);
+        }
+        return new DockerEndpoint(ParseAddress(DefaultAddress, "the default"), "the default", null);
+    }
+
+    private static DockerEndpoint FromHost(string value, string origin, string certPath, bool verify, bool tlsWithoutVerify)
+    {
+        var address = ParseAddress(value, origin);
+        var tls = address.Scheme == "unix" ? null
+            : verify ? new DockerTls(certPath, VerifyServer: true)
+            : tlsWithoutVerify || address.Scheme == "https" ? new DockerTls(certPath, VerifyServer: false)
+            : null;
+        return new DockerEndpoint(address, origin, tls);
+    }
+
+    /// <summary>A docker context: contexts/meta/&lt;sha256 of the name&gt;/meta.json, its TLS files in contexts/tls/&lt;same&gt;/docker.</summary>
+    private static DockerEndpoint FromContext(string name, string origin, string configDirectory, string? certPath, bool? explicitVerify)
+    {
+        var id = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(name)));
+        var metaFile = Path.Combine(configDirectory, "contexts", "meta", id, "meta.json");
+        var describedOrigin = $"docker context '{name}' ({origin})";
+        if (!File.Exists(metaFile))
+        {
+            throw new ImageBuildException(MsiCodes.DockerContextInvalid, MsiMessages.Format("DockerContextMissing", name, origin, metaFile));
+        }
+        string? host;
+        bool skipVerify;
+        try
+        {
+            using var meta = JsonDocument.Parse(File.ReadAllText(metaFile));
+            var docker = meta.RootElement.GetProperty("Endpoints").GetProperty("docker");
+            host = docker.TryGetProperty("Host", out var h) ? h.GetString() : null;
+            skipVerify = docker.TryGetProperty("SkipTLSVerify", out var s) && s.ValueKind == JsonValueKind.True;
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new ImageBuildException(MsiCodes.DockerContextInvalid, MsiMessages.Format("DockerContextUnreadable", name, metaFile, e.Message), metaFile, e);
+        }
+        var address = ParseAddress(NonEmpty(host) ?? DefaultAddress, describedOrigin);
+        var contextTls = Path.Combine(configDirectory, "contexts", "tls", id, "docker");
+        var hasTlsFiles = Directory.Exists(contextTls);
+        var directory = certPath ?? contextTls;
+        var verify = explicitVerify ?? (hasTlsFiles && !skipVerify);
+        var tls = address.Scheme == "unix" ? null
+            : verify ? new DockerTls(directory, VerifyServer: true)
+            : hasTlsFiles || certPath is not null || address.Scheme == "https" ? new DockerTls(directory, VerifyServer: false)
+            : null;
+        return new DockerEndpoint(address, describedOrigin, tls);
+    }
+
+    private static string? CurrentContext(string configDirectory)
+    {
+        var config = Path.Combine(configDirectory, "config.json");
+        if (!File.Exists(config))
+        {
+            return null;
+        }
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(config));
+            return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("currentContext", out var current)
+                ? NonEmpty(current.GetString())
+                : null;
+        }
+        catch (JsonException e)
+        {
+            throw new ImageBuildException(MsiCodes.DockerContextInvalid, MsiMessages.Format("DockerConfigUnreadable", config, e.Message), config, e);
+        }
+    }
+
+    private static Uri ParseAddress(string value, string origin)
+    {
+        value = value.Trim();
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("unix" or "tcp" or "http" or "https")
+            || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || uri.Port <= 0)))
+        {
+            throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerHostInvalid", value, origin));
+        }
+        return uri;
+    }
+
+    private static bool? ParseVerify(string? value) => NonEmpty(value)?.ToLowerInvariant() switch
+    {
+        null => null,
+        "true" or "1" or "yes" => true,
+        "false" or "0" or "no" => false,
+        var other => throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerTlsVerifyInvalid", other)),
+    };
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+}

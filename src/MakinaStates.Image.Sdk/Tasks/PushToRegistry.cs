@@ -1,0 +1,100 @@
+using System.Text.RegularExpressions;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Settings;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>
+/// After Stage3 (MsPush=true): the candidate goes to MsRegistry as :candidate, and the MsImageTags promote that same
+/// image under their tags. Returns one MsPushedImage per reference, with the registry's manifest Digest.
+/// </summary>
+public sealed partial class PushToRegistry : ImageBuildTask
+{
+    [Required] public string MsImage { get; set; } = "";
+
+    /// <summary>MsImageCandidate: the local reference of the image that was built (or found up to date).</summary>
+    [Required] public string ImageCandidate { get; set; } = "";
+
+    /// <summary>MsRegistry: host[:port]; empty means the registry MsImage names.</summary>
+    public string MsRegistry { get; set; } = "";
+
+    /// <summary>MsImageTags items: more tags for the same image (1.2.3, latest).</summary>
+    public ITaskItem[] Tags { get; set; } = [];
+
+    public string MsRegistryUsername { get; set; } = "";
+
+    /// <summary>Never logged; MS_REGISTRY_PASSWORD is read when this is empty.</summary>
+    public string MsRegistryPassword { get; set; } = "";
+
+    [Output] public ITaskItem[] PushedImages { get; private set; } = [];
+
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+    private static partial Regex TagGrammar();
+
+    [GeneratedRegex(@"^[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?$")]
+    private static partial Regex RegistryGrammar();
+
+    protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        var image = ImageReference.Parse(MsImage, "MsImage");
+        var registry = string.IsNullOrWhiteSpace(MsRegistry) ? image.Registry : MsRegistry.Trim().TrimEnd('/');
+        if (registry is null)
+        {
+            throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushRegistryMissing", MsImage));
+        }
+        if (!RegistryGrammar().IsMatch(registry))
+        {
+            throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushRegistryInvalid", MsRegistry));
+        }
+        // Every tag is checked before anything is pushed: a bad one never leaves a half-promoted set behind.
+        var tags = new List<string> { ImageReference.SplitTag(ImageCandidate).Tag };
+        foreach (var tag in Tags.Select(t => t.ItemSpec.Trim()).Where(t => t.Length > 0))
+        {
+            if (!TagGrammar().IsMatch(tag))
+            {
+                throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushTagInvalid", tag));
+            }
+            if (!tags.Contains(tag, StringComparer.Ordinal))
+            {
+                tags.Add(tag);
+            }
+        }
+
+        var credentials = RegistryCredentials.Resolve(registry, MsRegistryUsername, MsRegistryPassword, Environment.GetEnvironmentVariable,
+            Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
+        var pusher = credentials?.Describe() ?? "anonymous (no credentials for this registry)";
+        var auth = credentials is null ? new AuthConfig()
+            : new AuthConfig { Username = credentials.Username, Password = credentials.Password, IdentityToken = credentials.IdentityToken, ServerAddress = registry };
+
+        using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
+        var candidate = await engine.TryInspectImageAsync(ImageCandidate, cancellationToken).ConfigureAwait(false)
+            ?? throw new ImageBuildException(MsiCodes.PushFailed, MsiMessages.Format("PushFailed", registry, ImageCandidate, "the candidate is not on the engine"));
+        var repository = $"{registry}/{image.PathInRegistry}";
+        Log.LogMessage(MessageImportance.High, "Push: {0} ({1}) to {2} as {3}, pushed by {4}.", ImageCandidate, candidate.ID[..19], registry,
+            string.Join(", ", tags.Select(t => $"{repository}:{t}")), pusher);
+
+        var pushed = new List<ITaskItem>();
+        foreach (var tag in tags)
+        {
+            await engine.Client.Images.TagImageAsync(candidate.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag },
+                cancellationToken).ConfigureAwait(false);
+            using var report = TransferProgress.Every(elapsed => $"Push: {repository}:{tag}… {elapsed.TotalSeconds:0} s",
+                message => Log.LogMessage(MessageImportance.High, "{0}", message));
+            var digest = await RegistryPush.PushAsync(engine, registry, repository, tag, auth, pusher,
+                line => Log.LogMessage(MessageImportance.Low, "push {0}:{1}: {2}", repository, tag, line), cancellationToken).ConfigureAwait(false);
+            var item = new TaskItem($"{repository}:{tag}");
+            item.SetMetadata("Digest", digest);
+            item.SetMetadata("Registry", registry);
+            item.SetMetadata("Repository", repository);
+            item.SetMetadata("Tag", tag);
+            item.SetMetadata("ImageId", candidate.ID);
+            pushed.Add(item);
+            Log.LogMessage(MessageImportance.High, "Pushed {0}:{1}@{2}", repository, tag, digest);
+        }
+        PushedImages = [.. pushed];
+    }
+}
