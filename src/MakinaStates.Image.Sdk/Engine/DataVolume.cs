@@ -60,7 +60,7 @@ public static class DataVolume
         {
             await engine.RemoveContainerAsync(helper.ID, CancellationToken.None).ConfigureAwait(false);
         }
-        log($"the engine at {engine.Endpoint.Address} is not on this machine: the data dir ({tree.Nodes.Count - 1} entries) was uploaded to volume {name}.");
+        log($"the engine at {engine.Endpoint.Display} is not on this machine: the data dir ({tree.Nodes.Count - 1} entries) was uploaded to volume {name}.");
         return name;
     }
 

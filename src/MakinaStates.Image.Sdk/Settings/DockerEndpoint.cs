@@ -20,10 +20,13 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
     /// <summary>For the log: the address, how it is secured and where the setting came from. Never a secret.</summary>
     public string Describe() => Tls switch
     {
-        null => $"{Address} (from {Origin})",
-        { VerifyServer: true } => $"{Address} over TLS, engine verified against {Path.Combine(Tls.CertificateDirectory, "ca.pem")} (from {Origin})",
-        _ => $"{Address} over TLS, engine certificate not verified (from {Origin})",
+        null => $"{Display} (from {Origin})",
+        { VerifyServer: true } => $"{Display} over TLS, engine verified against {Path.Combine(Tls.CertificateDirectory, "ca.pem")} (from {Origin})",
+        _ => $"{Display} over TLS, engine certificate not verified (from {Origin})",
     };
+
+    /// <summary>The address as the user wrote it (Uri adds a trailing '/' to tcp://host:port).</summary>
+    public string Display => Address.Scheme == "unix" ? Address.ToString() : Address.GetLeftPart(UriPartial.Authority);
 
     /// <param name="msDockerTlsVerify">true/false; empty leaves it to DOCKER_TLS_VERIFY (any value turns it on, as in docker).</param>
     /// <param name="environment">Reads an environment variable (tests give their own).</param>

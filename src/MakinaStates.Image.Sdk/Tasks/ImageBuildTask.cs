@@ -204,14 +204,14 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// disposes this guard at the end of the build, which removes the container.
     /// </summary>
     protected void GuardStageContainer(string containerId) =>
-        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new StageContainerGuard(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), containerId), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new StageContainerGuard(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), containerId, BuildId), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
 
     /// <summary>Stage3 owns the container now (and removes it itself).</summary>
     protected void ReleaseStageContainerGuard() => BuildEngine4.UnregisterTaskObject(ContainerGuardKey, RegisteredTaskObjectLifetime.Build);
 
     private string ContainerGuardKey => $"MakinaStates.Image.Sdk.StageContainer/{BuildId}";
 
-    private sealed class StageContainerGuard(Settings.DockerEndpoint endpoint, string containerId) : IDisposable
+    private sealed class StageContainerGuard(Settings.DockerEndpoint endpoint, string containerId, string buildId) : IDisposable
     {
         public void Dispose()
         {
@@ -220,6 +220,7 @@ public abstract class ImageBuildTask : Task, ICancelableTask
                 using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
                 using var engine = Engine.DockerEngine.ConnectAsync(endpoint, bound.Token).GetAwaiter().GetResult();
                 engine.RemoveContainerAsync(containerId, bound.Token).GetAwaiter().GetResult();
+                Engine.DataVolume.RemoveAsync(engine, buildId, bound.Token).GetAwaiter().GetResult();
             }
             catch (Exception)
             {

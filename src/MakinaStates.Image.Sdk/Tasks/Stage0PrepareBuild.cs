@@ -159,7 +159,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             ("MS_COMMAND", MsCommand), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
             ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
             ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
-            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", engine.Endpoint.Address.ToString()),
+            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", engine.Endpoint.Display),
         })
         {
             Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, value);

@@ -202,7 +202,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         }
         return await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false)
             ?? throw new ImageBuildException(MsiCodes.BaseImageMissing,
-                MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint.Address, error ?? "no image"));
+                MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint.Display, error ?? "no image"));
     }
 
     private string Stage1Key(string baseImageId)

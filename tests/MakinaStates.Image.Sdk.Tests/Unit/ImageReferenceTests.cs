@@ -47,4 +47,17 @@ public sealed class ImageReferenceTests
         Assert.AreEqual(MsiCodes.ImageMissing, error.Code);
         StringAssert.Contains(error.Message, "MS_IMAGE");
     }
+
+    [TestMethod]
+    [DataRow("mycompany/hello", null, "mycompany/hello")]
+    [DataRow("127.0.0.1:5000/team/app", "127.0.0.1:5000", "team/app")]
+    [DataRow("registry.example.org/app", "registry.example.org", "app")]
+    [DataRow("localhost/app", "localhost", "app")]
+    [DataRow("hello", null, "hello")]
+    public void The_registry_is_the_first_component_only_when_docker_says_so(string value, string? registry, string path)
+    {
+        var reference = ImageReference.Parse(value, "MsImage");
+        Assert.AreEqual(registry, reference.Registry);
+        Assert.AreEqual(path, reference.PathInRegistry);
+    }
 }

@@ -1,0 +1,204 @@
+using System.Security.Cryptography;
+using System.Text;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
+
+/// <summary>
+/// Builds through a second engine that shares no files with the build: its own dockerd, TLS only, on 127.0.0.1.
+/// The data dir and the injected tree must be uploaded; the candidate must end up there and not on the local engine.
+/// </summary>
+[TestClass]
+public sealed class RemoteEngineTests
+{
+    private const string SampleImage = "makinastates/hello-systemd";
+    private static TlsDockerEngine? s_engine;
+    private static DotnetBuild? s_sample;
+
+    private static TlsDockerEngine Engine => s_engine ?? throw new InvalidOperationException("no second engine");
+
+    [ClassInitialize]
+    public static async Task StartEngineAndBuildTheSample(TestContext _)
+    {
+        Repository.RequirePackedSdk();
+        using (await TestDocker.RequireEngineAsync())
+        {
+        }
+        s_engine = await TlsDockerEngine.StartAsync();
+        // The README's sample, unchanged, pointed at the TLS engine with the three properties.
+        s_sample = await DotnetBuild.RunAsync(Path.Combine(Repository.Root, "samples", "hello-systemd", "hello-systemd.proj"),
+            [$"-p:MsDockerHost={Engine.Host}", $"-p:MsDockerCertPath={Engine.ClientCertificates}", "-p:MsDockerTlsVerify=true"]);
+    }
+
+    [ClassCleanup]
+    public static async Task StopEngine()
+    {
+        if (s_engine is not null)
+        {
+            await s_engine.DisposeAsync();
+        }
+    }
+
+    [TestMethod]
+    public async Task The_sample_builds_through_a_TLS_engine_and_its_candidate_is_there_not_on_the_local_engine()
+    {
+        var build = s_sample!;
+        Assert.IsTrue(build.Succeeded, build.Output + Engine.Log);
+        StringAssert.Contains(build.Output, $"Engine: {Engine.Host} over TLS, engine verified against {Engine.ClientCertificates}/ca.pem (from MsDockerHost)");
+        StringAssert.Contains(build.Output, "not on this machine, so the data dir and the injected tree are uploaded");
+        StringAssert.Contains(build.Output, $"Check image tag: {SampleImage}:candidate");
+
+        using var remote = await Engine.ConnectAsync();
+        var candidate = await remote.Client.Images.InspectImageAsync($"{SampleImage}:candidate");
+        using var local = await TestDocker.RequireEngineAsync();
+        Assert.IsNull(await TestDocker.ImageIdAsync(local, candidate.ID), "the remote build's image is on the local engine");
+
+        // Nothing of the build is left on the remote engine: containers, the data volume.
+        Assert.IsNotNull(build.BuildId);
+        Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(remote.Client, $"{BuildLabels.BuildId}={build.BuildId}")).Count);
+        var volumes = await remote.Client.Volumes.ListAsync(CancellationToken.None);
+        Assert.IsFalse(volumes.Volumes?.Any(v => v.Name.StartsWith("makinastates-data-", StringComparison.Ordinal)) ?? false,
+            string.Join(", ", volumes.Volumes?.Select(v => v.Name) ?? []));
+
+        // It boots there and serves the page, like the candidate of a local build.
+        var container = await TestDocker.BootAsync(remote.Client, $"{SampleImage}:candidate", $"remote-hello-{Guid.NewGuid():N}");
+        try
+        {
+            var (state, _) = await TestDocker.ExecAsync(remote.Client, container, "systemctl is-system-running | grep -qE 'running|degraded'");
+            Assert.AreEqual(0L, state);
+            var (_, page) = await TestDocker.ExecAsync(remote.Client, container,
+                "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3");
+            StringAssert.Contains(page, "200");
+        }
+        finally
+        {
+            await TestDocker.RemoveContainerAsync(remote.Client, container);
+        }
+    }
+
+    [TestMethod]
+    public async Task The_data_dir_reaches_the_stages_through_an_uploaded_read_only_volume_chosen_by_the_docker_environment()
+    {
+        Assert.IsTrue(s_sample!.Succeeded, "the sample build made the shared base tarball");
+        using var project = new ImageProject("makinastates/remote-data-test");
+        var dataDirectory = Path.Combine(project.Directory, "data");
+        Directory.CreateDirectory(dataDirectory);
+        var sharedBase = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "makinastates-image", "baseimage-debian-bookworm.tar.xz");
+        File.Copy(sharedBase, Path.Combine(dataDirectory, "baseimage-debian-bookworm.tar.xz"));
+        File.WriteAllText(Path.Combine(dataDirectory, "probe.txt"), "data for the stages\n");
+        Directory.CreateDirectory(Path.Combine(dataDirectory, "nested"));
+        File.WriteAllText(Path.Combine(dataDirectory, "nested", "deeper.txt"), "nested too\n");
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", """
+            #!/bin/bash
+            set -e
+            echo "probe: $(cat /docker/data/probe.txt) / $(cat /docker/data/nested/deeper.txt)"
+            if touch /docker/data/written 2>/dev/null; then echo "data dir is writable"; exit 1; fi
+            grep -qE 'volumes/makinastates-data-[0-9a-f]+/_data /run/makinastates/data ro' /proc/self/mountinfo && echo "data from a volume"
+            test ! -e /docker/data/locks && test ! -e /docker/data/baseimage-debian-bookworm.tar.xz && echo "sdk files not uploaded"
+            """, executable: true);
+
+        try
+        {
+            // DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, as for the docker CLI.
+            var build = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={dataDirectory}"], new Dictionary<string, string?>
+            {
+                ["DOCKER_HOST"] = Engine.Host,
+                ["DOCKER_TLS_VERIFY"] = "1",
+                ["DOCKER_CERT_PATH"] = Engine.ClientCertificates,
+            });
+            Assert.IsTrue(build.Succeeded, build.Output);
+            StringAssert.Contains(build.Output, "(from DOCKER_HOST)");
+            StringAssert.Contains(build.Output, "probe: data for the stages / nested too");
+            StringAssert.Contains(build.Output, "data from a volume");
+            StringAssert.Contains(build.Output, "sdk files not uploaded");
+            StringAssert.Contains(build.Output, "was uploaded to volume makinastates-data-");
+
+            using var remote = await Engine.ConnectAsync();
+            Assert.IsNull(await TestDocker.ReadFileFromImageAsync(remote.Client, "makinastates/remote-data-test:candidate", "/docker"), "/docker was committed");
+            var volumes = await remote.Client.Volumes.ListAsync(CancellationToken.None);
+            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name.StartsWith("makinastates-data-", StringComparison.Ordinal)) ?? false);
+        }
+        finally
+        {
+            using var remote = await Engine.ConnectAsync();
+            await TestDocker.RemoveProjectImagesAsync(remote.Client, "makinastates/remote-data-test");
+        }
+    }
+
+    [TestMethod]
+    public async Task A_docker_context_selects_the_engine_with_its_own_TLS_files()
+    {
+        using var project = new ImageProject("makinastates/remote-context-test");
+        var config = Path.Combine(project.Directory, "docker-config");
+        const string name = "msimage-remote";
+        var id = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(name)));
+        Directory.CreateDirectory(Path.Combine(config, "contexts", "meta", id));
+        File.WriteAllText(Path.Combine(config, "contexts", "meta", id, "meta.json"),
+            System.Text.Json.JsonSerializer.Serialize(new
+            {
+                Name = name,
+                Metadata = new { },
+                Endpoints = new { docker = new { Host = Engine.Host, SkipTLSVerify = false } },
+            }));
+        var tls = Directory.CreateDirectory(Path.Combine(config, "contexts", "tls", id, "docker")).FullName;
+        foreach (var file in new[] { "ca.pem", "cert.pem", "key.pem" })
+        {
+            File.Copy(Path.Combine(Engine.ClientCertificates, file), Path.Combine(tls, file));
+        }
+        File.WriteAllText(Path.Combine(config, "config.json"), $$"""{"auths":{},"currentContext":"{{name}}"}""");
+
+        // Stage0 connects, names the engine and lays out the build: enough to prove which engine was chosen.
+        var current = await DotnetBuild.RunAsync(project.ProjectFile, ["-t:MsStage0"], new Dictionary<string, string?> { ["DOCKER_CONFIG"] = config });
+        Assert.IsTrue(current.Succeeded, current.Output);
+        StringAssert.Contains(current.Output, $"Engine: {Engine.Host} over TLS, engine verified against {tls}/ca.pem (from docker context '{name}' ({config}/config.json))");
+
+        // DOCKER_CONTEXT names one that does not exist: a clear error, not a silent fallback to the local engine.
+        var missing = await DotnetBuild.RunAsync(project.ProjectFile, ["-t:MsStage0"],
+            new Dictionary<string, string?> { ["DOCKER_CONFIG"] = config, ["DOCKER_CONTEXT"] = "no-such-context" });
+        Assert.IsFalse(missing.Succeeded);
+        StringAssert.Contains(missing.Output, "error MSI0107");
+        StringAssert.Contains(missing.Output, "The docker context 'no-such-context' (from DOCKER_CONTEXT) does not exist");
+
+        // MsDockerHost wins over the context.
+        var local = await DotnetBuild.RunAsync(project.ProjectFile, ["-t:MsStage0", "-p:MsDockerHost=unix:///var/run/docker.sock"],
+            new Dictionary<string, string?> { ["DOCKER_CONFIG"] = config });
+        Assert.IsTrue(local.Succeeded, local.Output);
+        StringAssert.Contains(local.Output, "Engine: unix:///var/run/docker.sock (from MsDockerHost)");
+    }
+
+    [TestMethod]
+    public async Task A_wrong_CA_fails_with_a_TLS_error_and_leaves_nothing()
+    {
+        using var project = new ImageProject("makinastates/remote-wrong-ca-test");
+        var wrong = Directory.CreateDirectory(Path.Combine(project.Directory, "wrong-certs")).FullName;
+        var otherCa = TlsDockerEngine.MakeAuthority(project.Directory, "other-ca", "not-the-engines-ca");
+        File.Copy(Path.Combine(otherCa, "ca.pem"), Path.Combine(wrong, "ca.pem"));
+        File.Copy(Path.Combine(Engine.ClientCertificates, "cert.pem"), Path.Combine(wrong, "cert.pem"));
+        File.Copy(Path.Combine(Engine.ClientCertificates, "key.pem"), Path.Combine(wrong, "key.pem"));
+
+        var build = await project.BuildAsync($"-p:MsDockerHost={Engine.Host}", $"-p:MsDockerCertPath={wrong}", "-p:MsDockerTlsVerify=true");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0105");
+        StringAssert.Contains(build.Output, $"The TLS handshake with the Docker engine at {Engine.Host}");
+        StringAssert.Contains(build.Output, $"signed by the ca.pem in {wrong}");
+        Assert.IsNull(build.BuildId, "no build started");
+
+        var missing = Directory.CreateDirectory(Path.Combine(project.Directory, "no-certs")).FullName;
+        var noFiles = await project.BuildAsync($"-p:MsDockerHost={Engine.Host}", $"-p:MsDockerCertPath={missing}", "-p:MsDockerTlsVerify=true");
+        Assert.IsFalse(noFiles.Succeeded);
+        StringAssert.Contains(noFiles.Output, "error MSI0106");
+        StringAssert.Contains(noFiles.Output, Path.Combine(missing, "ca.pem"));
+
+        // Without TLS the engine refuses to talk: the error names the engine and says it did not answer.
+        var plain = await project.BuildAsync($"-p:MsDockerHost={Engine.Host}", "-p:MsDockerTlsVerify=false");
+        Assert.IsFalse(plain.Succeeded);
+        StringAssert.Contains(plain.Output, "error MSI0101");
+
+        using var remote = await Engine.ConnectAsync();
+        Assert.IsNull(await TestDocker.ImageIdAsync(remote.Client, "makinastates/remote-wrong-ca-test:candidate"));
+        Assert.AreEqual(0, (await remote.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).Count);
+    }
+}

@@ -1,0 +1,127 @@
+using System.Security.Cryptography;
+using System.Text;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Settings;
+
+namespace MakinaStates.Image.Sdk.Tests.Unit;
+
+/// <summary>Engine selection in docker's order: MsDockerHost, DOCKER_HOST, DOCKER_CONTEXT / current context, the socket.</summary>
+[TestClass]
+public sealed class DockerEndpointTests
+{
+    private string _home = "";
+
+    [TestInitialize]
+    public void MakeHome() => _home = Directory.CreateTempSubdirectory("endpoint-").FullName;
+
+    [TestCleanup]
+    public void RemoveHome() => Directory.Delete(_home, recursive: true);
+
+    private DockerEndpoint Resolve(string? host = null, string? certPath = null, string? verify = null, Dictionary<string, string>? environment = null) =>
+        DockerEndpoint.Resolve(host, certPath, verify, name => environment?.GetValueOrDefault(name), _home);
+
+    private string WriteContext(string name, string host, bool skipVerify = false, bool withTls = true, string? configDirectory = null)
+    {
+        var config = configDirectory ?? Path.Combine(_home, ".docker");
+        var id = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(name)));
+        Directory.CreateDirectory(Path.Combine(config, "contexts", "meta", id));
+        File.WriteAllText(Path.Combine(config, "contexts", "meta", id, "meta.json"),
+            System.Text.Json.JsonSerializer.Serialize(new { Name = name, Endpoints = new { docker = new { Host = host, SkipTLSVerify = skipVerify } } }));
+        var tls = Path.Combine(config, "contexts", "tls", id, "docker");
+        if (withTls)
+        {
+            Directory.CreateDirectory(tls);
+        }
+        return tls;
+    }
+
+    [TestMethod]
+    public void Nothing_set_means_the_local_socket()
+    {
+        var endpoint = Resolve();
+        Assert.AreEqual("unix:///var/run/docker.sock", endpoint.Display);
+        Assert.IsNull(endpoint.Tls);
+        Assert.AreEqual("the default", endpoint.Origin);
+    }
+
+    [TestMethod]
+    public void MsDockerHost_wins_over_DOCKER_HOST_which_wins_over_the_context()
+    {
+        WriteContext("ctx", "tcp://10.0.0.9:2376");
+        var environment = new Dictionary<string, string> { ["DOCKER_HOST"] = "tcp://10.0.0.2:2375", ["DOCKER_CONTEXT"] = "ctx" };
+        Assert.AreEqual("tcp://10.0.0.1:2375", Resolve("tcp://10.0.0.1:2375", environment: environment).Display);
+        Assert.AreEqual("MsDockerHost", Resolve("tcp://10.0.0.1:2375", environment: environment).Origin);
+        Assert.AreEqual("tcp://10.0.0.2:2375", Resolve(environment: environment).Display);
+        environment.Remove("DOCKER_HOST");
+        Assert.AreEqual("tcp://10.0.0.9:2376", Resolve(environment: environment).Display);
+        StringAssert.Contains(Resolve(environment: environment).Origin, "docker context 'ctx' (DOCKER_CONTEXT)");
+    }
+
+    [TestMethod]
+    public void DOCKER_TLS_VERIFY_and_DOCKER_CERT_PATH_give_verified_TLS_and_the_properties_win()
+    {
+        var environment = new Dictionary<string, string> { ["DOCKER_HOST"] = "tcp://engine:2376", ["DOCKER_TLS_VERIFY"] = "1", ["DOCKER_CERT_PATH"] = "/env/certs" };
+        Assert.AreEqual(new DockerTls("/env/certs", VerifyServer: true), Resolve(environment: environment).Tls);
+        Assert.AreEqual(new DockerTls("/prop/certs", VerifyServer: true), Resolve(certPath: "/prop/certs", environment: environment).Tls);
+        // Verification switched off by the property, with a cert path: TLS that does not check the engine (docker --tls).
+        Assert.AreEqual(new DockerTls("/prop/certs", VerifyServer: false), Resolve(certPath: "/prop/certs", verify: "false", environment: environment).Tls);
+        Assert.IsNull(Resolve(verify: "false", environment: environment).Tls, "no TLS: neither verification nor a cert path of the property");
+        // The cert path defaults to the docker config folder, as for the docker CLI.
+        environment.Remove("DOCKER_CERT_PATH");
+        Assert.AreEqual(new DockerTls(Path.Combine(_home, ".docker"), VerifyServer: true), Resolve(environment: environment).Tls);
+        StringAssert.Contains(Resolve(environment: environment).Describe(), "over TLS, engine verified against");
+    }
+
+    [TestMethod]
+    public void A_unix_socket_never_gets_TLS()
+    {
+        Assert.IsNull(Resolve("unix:///run/docker.sock", verify: "true").Tls);
+    }
+
+    [TestMethod]
+    public void The_current_context_of_config_json_is_used_with_its_TLS_files()
+    {
+        var tls = WriteContext("remote", "tcp://build-engine:2376");
+        Directory.CreateDirectory(Path.Combine(_home, ".docker"));
+        File.WriteAllText(Path.Combine(_home, ".docker", "config.json"), """{"currentContext":"remote"}""");
+        var endpoint = Resolve();
+        Assert.AreEqual("tcp://build-engine:2376", endpoint.Display);
+        Assert.AreEqual(new DockerTls(tls, VerifyServer: true), endpoint.Tls);
+
+        var skip = WriteContext("skip", "tcp://other:2376", skipVerify: true);
+        Assert.AreEqual(new DockerTls(skip, VerifyServer: false), Resolve(environment: new() { ["DOCKER_CONTEXT"] = "skip" }).Tls);
+        WriteContext("plain", "tcp://plain:2375", withTls: false);
+        Assert.IsNull(Resolve(environment: new() { ["DOCKER_CONTEXT"] = "plain" }).Tls);
+        Assert.AreEqual("the default", Resolve(environment: new() { ["DOCKER_CONTEXT"] = "default" }).Origin);
+    }
+
+    [TestMethod]
+    public void DOCKER_CONFIG_moves_the_config_and_contexts()
+    {
+        var config = Path.Combine(_home, "elsewhere");
+        WriteContext("moved", "tcp://moved:2376", configDirectory: config);
+        File.WriteAllText(Path.Combine(config, "config.json"), """{"currentContext":"moved"}""");
+        Assert.AreEqual("tcp://moved:2376", Resolve(environment: new() { ["DOCKER_CONFIG"] = config }).Display);
+    }
+
+    [TestMethod]
+    public void Bad_values_are_coded_errors_that_name_their_origin()
+    {
+        var invalidHost = Assert.ThrowsExactly<ImageBuildException>(() => Resolve("ftp://nowhere"));
+        Assert.AreEqual(MsiCodes.DockerHostInvalid, invalidHost.Code);
+        StringAssert.Contains(invalidHost.Message, "MsDockerHost");
+
+        var invalidVerify = Assert.ThrowsExactly<ImageBuildException>(() => Resolve(verify: "maybe"));
+        Assert.AreEqual(MsiCodes.DockerHostInvalid, invalidVerify.Code);
+
+        var missing = Assert.ThrowsExactly<ImageBuildException>(() => Resolve(environment: new() { ["DOCKER_CONTEXT"] = "nope" }));
+        Assert.AreEqual(MsiCodes.DockerContextInvalid, missing.Code);
+        StringAssert.Contains(missing.Message, "'nope' (from DOCKER_CONTEXT) does not exist");
+
+        Directory.CreateDirectory(Path.Combine(_home, ".docker"));
+        File.WriteAllText(Path.Combine(_home, ".docker", "config.json"), "{ not json");
+        var broken = Assert.ThrowsExactly<ImageBuildException>(() => Resolve());
+        Assert.AreEqual(MsiCodes.DockerContextInvalid, broken.Code);
+        StringAssert.Contains(broken.Message, "config.json");
+    }
+}

@@ -1,0 +1,79 @@
+using System.Text;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Settings;
+
+namespace MakinaStates.Image.Sdk.Tests.Unit;
+
+[TestClass]
+public sealed class RegistryCredentialsTests
+{
+    private string _home = "";
+
+    [TestInitialize]
+    public void MakeHome() => _home = Directory.CreateTempSubdirectory("credentials-").FullName;
+
+    [TestCleanup]
+    public void RemoveHome() => Directory.Delete(_home, recursive: true);
+
+    private void WriteConfig(string json)
+    {
+        Directory.CreateDirectory(Path.Combine(_home, ".docker"));
+        File.WriteAllText(Path.Combine(_home, ".docker", "config.json"), json);
+    }
+
+    private RegistryCredentials? Resolve(string registry, string? user = null, string? password = null, Dictionary<string, string>? environment = null) =>
+        RegistryCredentials.Resolve(registry, user, password, name => environment?.GetValueOrDefault(name), _home);
+
+    [TestMethod]
+    public void The_properties_win_and_the_password_may_come_from_MS_REGISTRY_PASSWORD()
+    {
+        WriteConfig("""{"auths":{"127.0.0.1:5000":{"auth":"ZnJvbTpjb25maWc="}}}""");
+        Assert.AreEqual(new RegistryCredentials("ci", "p", "", "MsRegistryUsername"), Resolve("127.0.0.1:5000", "ci", "p"));
+        Assert.AreEqual("from-env", Resolve("127.0.0.1:5000", "ci", environment: new() { ["MS_REGISTRY_PASSWORD"] = "from-env" })!.Password);
+        var alone = Assert.ThrowsExactly<ImageBuildException>(() => Resolve("127.0.0.1:5000", password: "p"));
+        Assert.AreEqual(MsiCodes.RegistryCredentialsInvalid, alone.Code);
+    }
+
+    [TestMethod]
+    public void Docker_login_entries_are_found_by_host_whatever_form_the_key_takes()
+    {
+        var auth = Convert.ToBase64String(Encoding.UTF8.GetBytes("user:pa:ss"));
+        WriteConfig(System.Text.Json.JsonSerializer.Serialize(new
+        {
+            auths = new Dictionary<string, object>
+            {
+                ["http://127.0.0.1:5000/v2/"] = new { auth },
+                ["https://index.docker.io/v1/"] = new { username = "hub", password = "hp" },
+            },
+        }));
+        var local = Resolve("127.0.0.1:5000")!;
+        Assert.AreEqual("user", local.Username);
+        Assert.AreEqual("pa:ss", local.Password, "only the first ':' separates user and password");
+        Assert.AreEqual("hub", Resolve("docker.io")!.Username);
+        Assert.IsNull(Resolve("127.0.0.1:5001"), "another port is another registry");
+        Assert.IsFalse(local.ToString().Contains("pa:ss", StringComparison.Ordinal), "the description never holds the password");
+        StringAssert.Contains(local.Describe(), "config.json");
+    }
+
+    [TestMethod]
+    public void No_config_means_anonymous_and_a_broken_entry_is_a_coded_error()
+    {
+        Assert.IsNull(Resolve("127.0.0.1:5000"));
+        WriteConfig("""{"auths":{"127.0.0.1:5000":{"auth":"bm8tY29sb24="}}}""");
+        var broken = Assert.ThrowsExactly<ImageBuildException>(() => Resolve("127.0.0.1:5000"));
+        Assert.AreEqual(MsiCodes.RegistryCredentialsInvalid, broken.Code);
+        Assert.IsFalse(broken.Message.Contains("no-colon", StringComparison.Ordinal), "the undecoded secret is not echoed");
+    }
+
+    [TestMethod]
+    [DataRow("Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused", RegistryPush.Failure.Unreachable)]
+    [DataRow("Get \"https://nowhere.invalid/v2/\": dial tcp: lookup nowhere.invalid: no such host", RegistryPush.Failure.Unreachable)]
+    [DataRow("no basic auth credentials", RegistryPush.Failure.Unauthorized)]
+    [DataRow("unauthorized: authentication required", RegistryPush.Failure.Unauthorized)]
+    [DataRow("denied: requested access to the resource is denied", RegistryPush.Failure.Unauthorized)]
+    [DataRow("blob unknown: blob unknown to registry", RegistryPush.Failure.BlobUnknown)]
+    [DataRow("manifest invalid: manifest invalid", RegistryPush.Failure.Other)]
+    public void Push_errors_are_told_apart(string error, RegistryPush.Failure expected) =>
+        Assert.AreEqual(expected, RegistryPush.Classify(error));
+}
