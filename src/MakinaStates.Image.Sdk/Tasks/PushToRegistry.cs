@@ -84,8 +84,18 @@ public sealed partial class PushToRegistry : ImageBuildTask
                 cancellationToken).ConfigureAwait(false);
             using var report = TransferProgress.Every(elapsed => $"Push: {repository}:{tag}… {elapsed.TotalSeconds:0} s",
                 message => Log.LogMessage(MessageImportance.High, "{0}", message));
-            var digest = await RegistryPush.PushAsync(engine, registry, repository, tag, auth, pusher,
-                line => Log.LogMessage(MessageImportance.Low, "push {0}:{1}: {2}", repository, tag, line), cancellationToken).ConfigureAwait(false);
+            string digest;
+            try
+            {
+                digest = await RegistryPush.PushAsync(engine, registry, repository, tag, auth, pusher,
+                    line => Log.LogMessage(MessageImportance.Low, "push {0}:{1}: {2}", repository, tag, line), cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                // The registry's name stays on the engine only for what the registry really has.
+                await engine.UntagAsync($"{repository}:{tag}").ConfigureAwait(false);
+                throw;
+            }
             var item = new TaskItem($"{repository}:{tag}");
             item.SetMetadata("Digest", digest);
             item.SetMetadata("Registry", registry);

@@ -164,6 +164,7 @@ public sealed partial class RegistryPushTests
         StringAssert.Contains(unreachable.Output, $"The registry 127.0.0.1:{closed} could not be reached");
         StringAssert.Contains(unreachable.Output, "connection refused");
         Assert.IsNotNull(await TestDocker.ImageIdAsync(s_docker!, $"{Image}:candidate"), "a failed push must leave the candidate");
+        Assert.IsNull(await TestDocker.ImageIdAsync(s_docker!, $"127.0.0.1:{closed}/{Image}:candidate"), "a failed push leaves no registry tag behind");
 
         var registry = s_open!;
         var badTag = await Project.BuildAsync("-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsImageTags=ok-tag%3B-bad:tag");

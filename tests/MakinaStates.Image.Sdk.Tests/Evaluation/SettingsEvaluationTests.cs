@@ -131,4 +131,32 @@ public sealed class SettingsEvaluationTests
         Assert.AreEqual("BuildImage", project.Targets["Build"].DependsOnTargets);
         StringAssert.Contains(project.Targets["BuildImage"].Condition, "DesignTimeBuild");
     }
+
+    [TestMethod]
+    [DataRow("1.2.3,latest")]
+    [DataRow("1.2.3%3Blatest")]
+    public void MsImageTags_on_the_command_line_become_items_beside_the_projects(string value)
+    {
+        var project = Evaluate("""<ItemGroup><MsImageTags Include="stable" /></ItemGroup>""", new Dictionary<string, string> { ["MsImageTags"] = value, ["MsImage"] = "a/b" });
+        CollectionAssert.AreEqual(new[] { "stable", "1.2.3", "latest" }, project.GetItems("MsImageTags").Select(i => i.EvaluatedInclude).ToArray());
+        Assert.AreEqual("false", project.GetPropertyValue("MsPush"));
+    }
+
+    [TestMethod]
+    public void The_registry_password_never_becomes_a_property()
+    {
+        Environment.SetEnvironmentVariable("MS_REGISTRY_USERNAME", "ci");
+        Environment.SetEnvironmentVariable("MS_REGISTRY_PASSWORD", "secret-from-env");
+        try
+        {
+            var project = Evaluate();
+            Assert.AreEqual("ci", project.GetPropertyValue("MsRegistryUsername"));
+            Assert.AreEqual("", project.GetPropertyValue("MsRegistryPassword"), "the task reads MS_REGISTRY_PASSWORD itself");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("MS_REGISTRY_USERNAME", null);
+            Environment.SetEnvironmentVariable("MS_REGISTRY_PASSWORD", null);
+        }
+    }
 }
