@@ -66,8 +66,11 @@ public static class BuildOwnership
         }, cancellationToken).ConfigureAwait(false);
         foreach (var volume in (volumes.Volumes ?? []).Where(v => IsOrphan(v.Labels)))
         {
-            await engine.Client.Volumes.RemoveAsync(volume.Name, force: true, cancellationToken).ConfigureAwait(false);
-            reaped.Add($"volume {volume.Name}");
+            // Another build's Stage0 may be reaping the same volume: gone or busy is not this build's failure.
+            if (await DataVolume.TryRemoveAsync(engine, volume.Name, cancellationToken).ConfigureAwait(false))
+            {
+                reaped.Add($"volume {volume.Name}");
+            }
         }
         return reaped;
     }

@@ -27,8 +27,9 @@ public static class DataVolume
 
     /// <summary>Creates and fills this build's volume unless an earlier stage already did; returns its name.</summary>
     /// <param name="helperImage">An image the engine has: a never-started container of it receives the upload.</param>
-    public static async Task<string> EnsureAsync(DockerEngine engine, string buildId, string dataDirectory, string helperImage,
-        IDictionary<string, string> labels, Action<string> log, CancellationToken cancellationToken)
+    /// <param name="excludedNames">More top-level names that are not stage content (a base tarball with a custom name).</param>
+    public static async Task<string> EnsureAsync(DockerEngine engine, string buildId, string dataDirectory, IReadOnlyCollection<string> excludedNames,
+        string helperImage, IDictionary<string, string> labels, Action<string> log, CancellationToken cancellationToken)
     {
         var name = Name(buildId);
         var existing = await engine.Client.Volumes.ListAsync(new VolumesListParameters
@@ -41,7 +42,7 @@ public static class DataVolume
         }
 
         await engine.Client.Volumes.CreateAsync(new VolumesCreateParameters { Name = name, Labels = labels }, cancellationToken).ConfigureAwait(false);
-        var excluded = Directory.EnumerateFileSystemEntries(dataDirectory).Select(Path.GetFileName).OfType<string>().Where(n => !IsStageContent(n)).ToList();
+        var excluded = Directory.EnumerateFileSystemEntries(dataDirectory).Select(Path.GetFileName).OfType<string>().Where(n => !IsStageContent(n) || excludedNames.Contains(n)).ToList();
         var tree = InjectedTree.Collect([new InjectedTree.Source(dataDirectory, FillPath + "/", excluded)]);
         // The archive API mounts a container's volumes even when it is not running: upload into the volume through
         // a container that is never started (a read-only mount would refuse the upload).
@@ -65,14 +66,20 @@ public static class DataVolume
     }
 
     /// <summary>Removes this build's volume; one already gone (or never made, on a local engine) is fine.</summary>
-    public static async Task RemoveAsync(DockerEngine engine, string buildId, CancellationToken cancellationToken)
+    public static Task RemoveAsync(DockerEngine engine, string buildId, CancellationToken cancellationToken) =>
+        TryRemoveAsync(engine, Name(buildId), cancellationToken);
+
+    /// <returns>false when the volume was already gone or is still in use (a container of a build not yet reaped).</returns>
+    public static async Task<bool> TryRemoveAsync(DockerEngine engine, string name, CancellationToken cancellationToken)
     {
         try
         {
-            await engine.Client.Volumes.RemoveAsync(Name(buildId), force: true, cancellationToken).ConfigureAwait(false);
+            await engine.Client.Volumes.RemoveAsync(name, force: true, cancellationToken).ConfigureAwait(false);
+            return true;
         }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        catch (DockerApiException e) when (e.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.Conflict)
         {
+            return false;
         }
     }
 }

@@ -38,9 +38,10 @@ public sealed class DockerEngine : IDisposable
     public static async Task<DockerEngine> ConnectAsync(DockerEndpoint endpoint, CancellationToken cancellationToken)
     {
         var builder = new DockerClientBuilder().WithEndpoint(ClientAddress(endpoint));
-        if (endpoint.Tls is { } tls)
+        var credentials = endpoint.Tls is { } tls ? EngineTlsCredentials.Create(tls, endpoint) : null;
+        if (credentials is not null)
         {
-            builder = builder.WithAuthProvider(EngineTlsCredentials.Create(tls, endpoint));
+            builder = builder.WithAuthProvider(credentials);
         }
         var client = builder.Build();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -56,7 +57,7 @@ public sealed class DockerEngine : IDisposable
             if (endpoint.Tls is { } failedTls && Find<System.Security.Authentication.AuthenticationException>(e) is { } handshake)
             {
                 throw new ImageBuildException(MsiCodes.EngineTlsFailed,
-                    MsiMessages.Format("EngineTlsFailed", endpoint.Describe(), Innermost(handshake).Message, failedTls.CertificateDirectory));
+                    MsiMessages.Format("EngineTlsFailed", endpoint.Describe(), credentials?.Rejection ?? Innermost(handshake).Message, failedTls.CertificateDirectory));
             }
             var reason = e is OperationCanceledException ? $"no answer within {PingTimeout.TotalSeconds:0} seconds" : Innermost(e).Message;
             throw new ImageBuildException(MsiCodes.EngineUnreachable,

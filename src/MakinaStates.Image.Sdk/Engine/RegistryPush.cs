@@ -26,7 +26,8 @@ public static class RegistryPush
         {
             _ when text.Contains("blob unknown") || text.Contains("blob_unknown") => Failure.BlobUnknown,
             _ when text.Contains("unauthorized") || text.Contains("authentication required") || text.Contains("no basic auth credentials")
-                || text.Contains("denied") || text.Contains("incorrect username or password") => Failure.Unauthorized,
+                || text.Contains("denied:") || text.Contains("requested access to the resource is denied")
+                || text.Contains("incorrect username or password") => Failure.Unauthorized,
             _ when text.Contains("connection refused") || text.Contains("no such host") || text.Contains("i/o timeout") || text.Contains("no route to host")
                 || text.Contains("connection reset") || text.Contains("dial tcp") || text.Contains("server gave http response to https client")
                 || text.Contains("tls: ") || text.Contains("x509: ") => Failure.Unreachable,

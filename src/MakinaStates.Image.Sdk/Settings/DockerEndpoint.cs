@@ -37,8 +37,8 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
         var explicitVerify = ParseVerify(msDockerTlsVerify);
         var certPath = NonEmpty(msDockerCertPath) ?? NonEmpty(environment("DOCKER_CERT_PATH"));
         var verify = explicitVerify ?? NonEmpty(environment("DOCKER_TLS_VERIFY")) is not null;
-        // docker's --tls (DOCKER_TLS): TLS without checking the engine; MsDockerTlsVerify=false with a cert path asks the same.
-        var tlsWithoutVerify = NonEmpty(environment("DOCKER_TLS")) is not null || (explicitVerify == false && NonEmpty(msDockerCertPath) is not null);
+        // As docker's --tlsverify: set at all (even to false), it turns TLS on; DOCKER_TLS (docker's --tls) does too.
+        var tlsWithoutVerify = NonEmpty(environment("DOCKER_TLS")) is not null || explicitVerify == false;
 
         if (NonEmpty(msDockerHost) is { } host)
         {
@@ -53,7 +53,8 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
             : (CurrentContext(configDirectory), Path.Combine(configDirectory, "config.json"));
         if (contextName is not null && contextName != "default")
         {
-            return FromContext(contextName, contextOrigin, configDirectory, certPath, explicitVerify);
+            // A named context carries its own TLS files: docker ignores DOCKER_CERT_PATH there (the property still wins).
+            return FromContext(contextName, contextOrigin, configDirectory, NonEmpty(msDockerCertPath), explicitVerify);
         }
         return new DockerEndpoint(ParseAddress(DefaultAddress, "the default"), "the default", null);
     }
@@ -65,8 +66,12 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
             : verify ? new DockerTls(certPath, VerifyServer: true)
             : tlsWithoutVerify || address.Scheme == "https" ? new DockerTls(certPath, VerifyServer: false)
             : null;
-        return new DockerEndpoint(address, origin, tls);
+        return new DockerEndpoint(WithDefaultPort(address, tls), origin, tls);
     }
+
+    /// <summary>tcp://host without a port: docker's 2376 with TLS, 2375 without.</summary>
+    private static Uri WithDefaultPort(Uri address, DockerTls? tls) =>
+        address.Scheme == "tcp" && address.Port <= 0 ? new UriBuilder(address) { Port = tls is null ? 2375 : 2376 }.Uri : address;
 
     /// <summary>A docker context: contexts/meta/&lt;sha256 of the name&gt;/meta.json, its TLS files in contexts/tls/&lt;same&gt;/docker.</summary>
     private static DockerEndpoint FromContext(string name, string origin, string configDirectory, string? certPath, bool? explicitVerify)
@@ -98,9 +103,9 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
         var verify = explicitVerify ?? (hasTlsFiles && !skipVerify);
         var tls = address.Scheme == "unix" ? null
             : verify ? new DockerTls(directory, VerifyServer: true)
-            : hasTlsFiles || certPath is not null || address.Scheme == "https" ? new DockerTls(directory, VerifyServer: false)
+            : hasTlsFiles || skipVerify || explicitVerify == false || certPath is not null || address.Scheme == "https" ? new DockerTls(directory, VerifyServer: false)
             : null;
-        return new DockerEndpoint(address, describedOrigin, tls);
+        return new DockerEndpoint(WithDefaultPort(address, tls), describedOrigin, tls);
     }
 
     private static string? CurrentContext(string configDirectory)
@@ -127,7 +132,7 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
     {
         value = value.Trim();
         if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("unix" or "tcp" or "http" or "https")
-            || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || uri.Port <= 0)))
+            || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || (uri.Port <= 0 && uri.Scheme != "tcp"))))
         {
             throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerHostInvalid", value, origin));
         }

@@ -28,6 +28,9 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// <summary>MsDockerArgs: docker-run style flags applied to every stage container.</summary>
     public string MsDockerArgs { get; set; } = "";
 
+    /// <summary>MsPush=true: the image lock is held past the last stage, for the push; PushToRegistry releases it.</summary>
+    public bool KeepImageLock { get; set; }
+
     /// <summary>The MS_* settings as the seed passes them to its stage containers (item = name, Value = value).</summary>
     public ITaskItem[] StageEnvironment { get; set; } = [];
 
@@ -145,7 +148,7 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// the /run tmpfs (never committed): a bind mount on a local engine, this build's uploaded volume on a remote one.
     /// </summary>
     protected async Task<Docker.DotNet.Models.CreateContainerParameters> WithStageOptionsAsync(Docker.DotNet.Models.CreateContainerParameters container,
-        Engine.DockerEngine engine, string? dataDirectory, string image, CancellationToken cancellationToken)
+        Engine.DockerEngine engine, string? dataDirectory, string image, IReadOnlyCollection<string> excludedDataNames, CancellationToken cancellationToken)
     {
         Settings.DockerRunArguments.Parse(MsDockerArgs).ApplyTo(container);
         if (dataDirectory is null)
@@ -157,12 +160,15 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         host.Tmpfs.TryAdd("/run", "rw,nosuid,nodev,mode=755");
         if (engine.SharesHostFileSystem)
         {
-            host.Binds = [.. host.Binds ?? [], $"{dataDirectory.TrimEnd('/')}:{DataMountInContainer}:ro"];
+            // A bind Mount, not Binds: an engine that only looks local (a socket forwarded from elsewhere) then fails
+            // with "bind source path does not exist" instead of silently mounting an empty folder it made.
+            host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "bind", Source = dataDirectory.TrimEnd('/'), Target = DataMountInContainer, ReadOnly = true }];
         }
         else
         {
-            var volume = await Engine.DataVolume.EnsureAsync(engine, BuildId, dataDirectory, container.Image, StageContainerLabels("data", image),
+            var volume = await Engine.DataVolume.EnsureAsync(engine, BuildId, dataDirectory, excludedDataNames, container.Image, StageContainerLabels("data", image),
                 message => Log.LogMessage(MessageImportance.High, "{0}", message), cancellationToken).ConfigureAwait(false);
+            GuardDataVolume();
             host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "volume", Source = volume, Target = DataMountInContainer, ReadOnly = true }];
         }
         return container;
@@ -220,6 +226,37 @@ public abstract class ImageBuildTask : Task, ICancelableTask
                 using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
                 using var engine = Engine.DockerEngine.ConnectAsync(endpoint, bound.Token).GetAwaiter().GetResult();
                 engine.RemoveContainerAsync(containerId, bound.Token).GetAwaiter().GetResult();
+                Engine.DataVolume.RemoveAsync(engine, buildId, bound.Token).GetAwaiter().GetResult();
+            }
+            catch (Exception)
+            {
+                // The build is over; Stage0 of the next build reaps what could not be removed here.
+            }
+        }
+    }
+
+    /// <summary>
+    /// However the build ends (Ctrl+C in Stage1 included, where no OnError target runs), MSBuild disposes this guard
+    /// at its end, which removes the build's data volume. Removing it earlier (end of Stage3) is fine: it is idempotent.
+    /// </summary>
+    private void GuardDataVolume()
+    {
+        var key = $"MakinaStates.Image.Sdk.DataVolume/{BuildId}";
+        if (BuildEngine4.GetRegisteredTaskObject(key, RegisteredTaskObjectLifetime.Build) is null)
+        {
+            BuildEngine4.RegisterTaskObject(key, new DataVolumeGuard(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), BuildId),
+                RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+        }
+    }
+
+    private sealed class DataVolumeGuard(Settings.DockerEndpoint endpoint, string buildId) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+                using var engine = Engine.DockerEngine.ConnectAsync(endpoint, bound.Token).GetAwaiter().GetResult();
                 Engine.DataVolume.RemoveAsync(engine, buildId, bound.Token).GetAwaiter().GetResult();
             }
             catch (Exception)

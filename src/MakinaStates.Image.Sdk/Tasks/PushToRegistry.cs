@@ -40,6 +40,19 @@ public sealed partial class PushToRegistry : ImageBuildTask
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
+        try
+        {
+            PushedImages = [.. await PushAsync(cancellationToken).ConfigureAwait(false)];
+        }
+        finally
+        {
+            // Held since Stage0 so no other build of this image could retag between our tag and our push.
+            ReleaseImageLock();
+        }
+    }
+
+    private async Task<List<ITaskItem>> PushAsync(CancellationToken cancellationToken)
+    {
         var image = ImageReference.Parse(MsImage, "MsImage");
         var registry = string.IsNullOrWhiteSpace(MsRegistry) ? image.Registry : MsRegistry.Trim().TrimEnd('/');
         if (registry is null)
@@ -80,31 +93,36 @@ public sealed partial class PushToRegistry : ImageBuildTask
         var pushed = new List<ITaskItem>();
         foreach (var tag in tags)
         {
+            var reference = $"{repository}:{tag}";
+            // The registry's names are tagged on the engine for the push only, then dropped (the registry has them; a
+            // pull brings them back): old candidates are not kept alive by them. Never the candidate's own tag, nor a
+            // name that already named this image before.
+            var ours = reference != ImageCandidate && (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false))?.ID != candidate.ID;
             await engine.Client.Images.TagImageAsync(candidate.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag },
                 cancellationToken).ConfigureAwait(false);
-            using var report = TransferProgress.Every(elapsed => $"Push: {repository}:{tag}… {elapsed.TotalSeconds:0} s",
-                message => Log.LogMessage(MessageImportance.High, "{0}", message));
-            string digest;
             try
             {
-                digest = await RegistryPush.PushAsync(engine, registry, repository, tag, auth, pusher,
-                    line => Log.LogMessage(MessageImportance.Low, "push {0}:{1}: {2}", repository, tag, line), cancellationToken).ConfigureAwait(false);
+                using var report = TransferProgress.Every(elapsed => $"Push: {reference}… {elapsed.TotalSeconds:0} s",
+                    message => Log.LogMessage(MessageImportance.High, "{0}", message));
+                var digest = await RegistryPush.PushAsync(engine, registry, repository, tag, auth, pusher,
+                    line => Log.LogMessage(MessageImportance.Low, "push {0}: {1}", reference, line), cancellationToken).ConfigureAwait(false);
+                var item = new TaskItem(reference);
+                item.SetMetadata("Digest", digest);
+                item.SetMetadata("Registry", registry);
+                item.SetMetadata("Repository", repository);
+                item.SetMetadata("Tag", tag);
+                item.SetMetadata("ImageId", candidate.ID);
+                pushed.Add(item);
+                Log.LogMessage(MessageImportance.High, "Pushed {0}@{1}", reference, digest);
             }
-            catch
+            finally
             {
-                // The registry's name stays on the engine only for what the registry really has.
-                await engine.UntagAsync($"{repository}:{tag}").ConfigureAwait(false);
-                throw;
+                if (ours)
+                {
+                    await engine.UntagAsync(reference).ConfigureAwait(false);
+                }
             }
-            var item = new TaskItem($"{repository}:{tag}");
-            item.SetMetadata("Digest", digest);
-            item.SetMetadata("Registry", registry);
-            item.SetMetadata("Repository", repository);
-            item.SetMetadata("Tag", tag);
-            item.SetMetadata("ImageId", candidate.ID);
-            pushed.Add(item);
-            Log.LogMessage(MessageImportance.High, "Pushed {0}:{1}@{2}", repository, tag, digest);
         }
-        PushedImages = [.. pushed];
+        return pushed;
     }
 }

@@ -218,7 +218,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             item.SetMetadata("Size", candidate.Size.ToString(CultureInfo.InvariantCulture));
             item.SetMetadata("CommitId", CorpusCommit);
             UpToDateCandidate = item;
-            ReleaseImageLock();
+            if (!KeepImageLock)
+            {
+                ReleaseImageLock();
+            }
             Log.LogMessage(MessageImportance.High, "{0} is up to date (inputs key {1}): no container started.", ImageCandidate, InputsKey[..12]);
         }
     }

@@ -68,7 +68,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Cmd = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", MsImage),
-        }, engine, MsDataDir, MsImage, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         try
         {
@@ -174,7 +174,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Cmd = ["/usr/bin/env", .. environment, $"MS_DATA_DIR={output}", $"MS_BASEIMAGE={name}", "/bin/bash", $"{BootstrapScriptsInContainer}/stage0.sh"],
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage0", MsImage),
-        }, engine, dataDirectory: null, MsImage, cancellationToken).ConfigureAwait(false);
+        }, engine, dataDirectory: null, MsImage, [], cancellationToken).ConfigureAwait(false);
         await Stage0Builder.RunAsync(engine, Stage0Tag, container, BootstrapScriptsTree(), $"{output}/{name}", BaseImagePath,
             line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
     }

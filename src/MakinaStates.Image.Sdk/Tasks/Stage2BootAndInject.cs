@@ -29,6 +29,9 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     public int BootTimeoutSeconds { get; set; } = 180;
     public string MsDataDir { get; set; } = "";
 
+    /// <summary>The base tarball (MsBaseImagePath): not uploaded with the data dir to a remote engine.</summary>
+    public string BaseImagePath { get; set; } = "";
+
     /// <summary>From Stage0: the corpus project's commit to deploy, if any.</summary>
     public string CorpusCommit { get; set; } = "";
     public string MsGitUrl { get; set; } = "";
@@ -83,7 +86,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
         var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion);
-        var created = await engine.Client.Containers.CreateContainerAsync(await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var created = await engine.Client.Containers.CreateContainerAsync(await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
         try
         {

@@ -109,9 +109,19 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             {
                 await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
             }
-            await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
-            await DataVolume.RemoveAsync(engine, BuildId, CleanupToken()).ConfigureAwait(false);
-            ReleaseImageLock();
+            try
+            {
+                await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+                await DataVolume.RemoveAsync(engine, BuildId, CleanupToken()).ConfigureAwait(false);
+            }
+            finally
+            {
+                // With MsPush=true the push still needs the image to itself; it releases the lock.
+                if (!KeepImageLock)
+                {
+                    ReleaseImageLock();
+                }
+            }
         }
     }
 

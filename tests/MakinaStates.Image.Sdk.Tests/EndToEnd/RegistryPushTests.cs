@@ -20,8 +20,8 @@ public sealed partial class RegistryPushTests
     private static ImageProject? s_project;
     private static DockerClient? s_docker;
 
-    [GeneratedRegex(@"Pushed (?<reference>\S+):(?<tag>[A-Za-z0-9_.-]+)@(?<digest>sha256:[0-9a-f]{64})")]
-    private static partial Regex PushedLine();
+    [GeneratedRegex(@"MsPushedImage: (?<reference>\S+):(?<tag>[A-Za-z0-9_.-]+) Digest=(?<digest>sha256:[0-9a-f]{64})")]
+    private static partial Regex PushedItem();
 
     [ClassInitialize]
     public static async Task StartRegistries(TestContext _)
@@ -35,6 +35,10 @@ public sealed partial class RegistryPushTests
             <ItemGroup>
               <MsImageTags Include="1.2.3" />
             </ItemGroup>
+            <!-- What a project consuming the push sees: the returned items and their Digest metadata. -->
+            <Target Name="ShowPushedImages" AfterTargets="Build">
+              <Message Importance="high" Text="MsPushedImage: %(MsPushedImage.Identity) Digest=%(MsPushedImage.Digest)" Condition="'@(MsPushedImage)' != ''" />
+            </Target>
             """);
     }
 
@@ -49,10 +53,8 @@ public sealed partial class RegistryPushTests
             await TestDocker.RemoveProjectImagesAsync(s_docker, Image);
             foreach (var registry in new[] { s_open, s_guarded }.OfType<LocalRegistry>())
             {
-                foreach (var tag in new[] { "candidate", "1.2.3", "latest" })
-                {
-                    await TestDocker.RemoveImageAsync(s_docker, $"{registry.Address}/{Image}:{tag}");
-                }
+                // Only the pull of the first test leaves a registry name on the engine.
+                await TestDocker.RemoveImageAsync(s_docker, $"{registry.Address}/{Image}:1.2.3");
             }
             await TestDocker.RemoveImageAsync(s_docker, "makinastates/pulled-back:test");
             s_docker.Dispose();
@@ -61,18 +63,25 @@ public sealed partial class RegistryPushTests
 
     private static ImageProject Project => s_project!;
 
+    /// <summary>The MsPushedImage items the build returned (reference → Digest metadata).</summary>
     private static Dictionary<string, string> Pushed(DotnetBuild build) =>
-        PushedLine().Matches(build.Output).ToDictionary(m => $"{m.Groups["reference"].Value}:{m.Groups["tag"].Value}", m => m.Groups["digest"].Value);
+        PushedItem().Matches(build.Output).ToDictionary(m => $"{m.Groups["reference"].Value}:{m.Groups["tag"].Value}", m => m.Groups["digest"].Value);
 
     [TestMethod]
     public async Task The_candidate_and_its_tags_are_pushed_the_registry_serves_the_returned_digest_and_a_pull_boots()
     {
         var registry = s_open!;
-        var build = await Project.BuildAsync("-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsImageTags=latest");
+        // The project's tag, and two more from the command line (';' escaped, as MSBuild wants it in -p:).
+        var build = await Project.BuildAsync("-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsImageTags=latest%3Bedge");
         Assert.IsTrue(build.Succeeded, build.Output + registry.Log);
         StringAssert.Contains(build.Output, "pushed by anonymous (no credentials for this registry)");
         var pushed = Pushed(build);
-        CollectionAssert.AreEquivalent(new[] { "candidate", "1.2.3", "latest" }.Select(t => $"{registry.Address}/{Image}:{t}").ToArray(), pushed.Keys.ToArray());
+        CollectionAssert.AreEquivalent(new[] { "candidate", "1.2.3", "latest", "edge" }.Select(t => $"{registry.Address}/{Image}:{t}").ToArray(), pushed.Keys.ToArray());
+        foreach (var reference in pushed.Keys)
+        {
+            StringAssert.Contains(build.Output, $"Pushed {reference}@{pushed[reference]}");
+            Assert.IsNull(await TestDocker.ImageIdAsync(s_docker!, reference), $"{reference}: the registry's name is not kept on the engine");
+        }
 
         foreach (var (reference, digest) in pushed)
         {
@@ -84,10 +93,10 @@ public sealed partial class RegistryPushTests
         }
         Assert.AreEqual(1, pushed.Values.Distinct().Count(), "the tags promote the same image");
 
-        // Pull it back under another name, with the local copies gone, and boot it.
+        // Pull it back under another name, with the local copy gone, and boot it.
         var candidateId = (await s_docker!.Images.InspectImageAsync($"{Image}:candidate")).ID;
         await s_docker.Images.DeleteImageAsync(candidateId, new ImageDeleteParameters { Force = true });
-        Assert.IsNull(await TestDocker.ImageIdAsync(s_docker, $"{registry.Address}/{Image}:1.2.3"));
+        Assert.IsNull(await TestDocker.ImageIdAsync(s_docker, candidateId));
         await s_docker.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = $"{registry.Address}/{Image}", Tag = "1.2.3" }, null, new Progress<JSONMessage>());
         await s_docker.Images.TagImageAsync($"{registry.Address}/{Image}:1.2.3", new ImageTagParameters { RepositoryName = "makinastates/pulled-back", Tag = "test" });
         var container = await TestDocker.BootAsync(s_docker, "makinastates/pulled-back:test", $"pulled-back-{Guid.NewGuid():N}");
@@ -131,14 +140,25 @@ public sealed partial class RegistryPushTests
         Assert.AreEqual(System.Net.HttpStatusCode.OK, status);
         Assert.AreEqual(pushed[$"{registry.Address}/{Image}:1.2.3"], served);
 
-        // MS_REGISTRY_PASSWORD never becomes an MSBuild property: even detailed verbosity (which echoes the command
-        // line and the task parameters) does not show it.
+        // MS_REGISTRY_PASSWORD never becomes an MSBuild property or task input: neither detailed verbosity (which
+        // echoes the command line) nor a binary log (properties, task inputs, environment read) holds it.
+        var binaryLog = Path.Combine(Project.Directory, "push.binlog");
         var detailed = await DotnetBuild.RunAsync(Project.ProjectFile,
-            ["-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsRegistryUsername=pusher", "-v:d"],
+            ["-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsRegistryUsername=pusher", "-v:d", $"-bl:{binaryLog}"],
             new Dictionary<string, string?>(isolated) { ["MS_REGISTRY_PASSWORD"] = Password });
         Assert.IsTrue(detailed.Succeeded, detailed.Output);
         StringAssert.Contains(detailed.Output, "Command line arguments", "detailed verbosity was not in effect");
         Assert.IsFalse(detailed.Output.Contains(Password, StringComparison.Ordinal), "a password was logged");
+        using (var inflated = new MemoryStream())
+        {
+            await using (var log = new System.IO.Compression.GZipStream(File.OpenRead(binaryLog), System.IO.Compression.CompressionMode.Decompress))
+            {
+                await log.CopyToAsync(inflated);
+            }
+            var content = inflated.ToArray();
+            Assert.IsTrue(content.AsSpan().IndexOf("pusher"u8) >= 0, "the binary log was not readable as expected");
+            Assert.IsTrue(content.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes(Password)) < 0, "the password is in the binary log");
+        }
 
         // `docker login` leaves base64(user:password) in config.json auths: the push finds it there.
         var config = Directory.CreateDirectory(Path.Combine(Project.Directory, "docker-config")).FullName;
@@ -151,13 +171,12 @@ public sealed partial class RegistryPushTests
         Assert.IsTrue(fromConfig.Succeeded, fromConfig.Output);
         StringAssert.Contains(fromConfig.Output, $"user 'pusher' (from {config}/config.json)");
         Assert.AreEqual(System.Net.HttpStatusCode.OK, (await registry.GetManifestAsync(Image, "from-config")).Status);
-        await TestDocker.RemoveImageAsync(s_docker!, $"{registry.Address}/{Image}:from-config");
     }
 
     [TestMethod]
     public async Task Unreachable_registry_and_bad_push_settings_fail_clearly_and_push_nothing()
     {
-        var closed = LocalRegistry.FreePort();
+        var closed = TestDocker.FreeLoopbackPort();
         var unreachable = await Project.BuildAsync("-p:MsPush=true", $"-p:MsRegistry=127.0.0.1:{closed}");
         Assert.IsFalse(unreachable.Succeeded);
         StringAssert.Contains(unreachable.Output, "error MSI4002");
@@ -165,6 +184,23 @@ public sealed partial class RegistryPushTests
         StringAssert.Contains(unreachable.Output, "connection refused");
         Assert.IsNotNull(await TestDocker.ImageIdAsync(s_docker!, $"{Image}:candidate"), "a failed push must leave the candidate");
         Assert.IsNull(await TestDocker.ImageIdAsync(s_docker!, $"127.0.0.1:{closed}/{Image}:candidate"), "a failed push leaves no registry tag behind");
+
+        // MsImage names the registry itself: its candidate tag is the pushed name, and a failed push must keep it.
+        var named = $"127.0.0.1:{closed}/makinastates/push-named-test";
+        using (var inRegistry = new ImageProject(named))
+        {
+            try
+            {
+                var failed = await inRegistry.BuildAsync("-p:MsPush=true");
+                Assert.IsFalse(failed.Succeeded);
+                StringAssert.Contains(failed.Output, "error MSI4002");
+                Assert.IsNotNull(await TestDocker.ImageIdAsync(s_docker!, $"{named}:candidate"), "the failed push took the candidate with it");
+            }
+            finally
+            {
+                await TestDocker.RemoveProjectImagesAsync(s_docker!, named);
+            }
+        }
 
         var registry = s_open!;
         var badTag = await Project.BuildAsync("-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsImageTags=ok-tag%3B-bad:tag");

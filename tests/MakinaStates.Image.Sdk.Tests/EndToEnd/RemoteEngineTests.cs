@@ -86,7 +86,8 @@ public sealed class RemoteEngineTests
         using var project = new ImageProject("makinastates/remote-data-test");
         var dataDirectory = Path.Combine(project.Directory, "data");
         Directory.CreateDirectory(dataDirectory);
-        var sharedBase = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "makinastates-image", "baseimage-debian-bookworm.tar.xz");
+        // The base tarball the sample build used (its settings report names it): copied, so no debootstrap here.
+        var sharedBase = System.Text.RegularExpressions.Regex.Match(s_sample.Output, @"MS_BASEIMAGE\s+(\S+)").Groups[1].Value;
         File.Copy(sharedBase, Path.Combine(dataDirectory, "baseimage-debian-bookworm.tar.xz"));
         File.WriteAllText(Path.Combine(dataDirectory, "probe.txt"), "data for the stages\n");
         Directory.CreateDirectory(Path.Combine(dataDirectory, "nested"));
@@ -192,10 +193,17 @@ public sealed class RemoteEngineTests
         StringAssert.Contains(noFiles.Output, "error MSI0106");
         StringAssert.Contains(noFiles.Output, Path.Combine(missing, "ca.pem"));
 
+        // The right CA, but an address the engine's certificate does not name: refused, as docker --tlsverify does.
+        var unnamed = await project.BuildAsync($"-p:MsDockerHost={Engine.UnnamedHost}", $"-p:MsDockerCertPath={Engine.ClientCertificates}", "-p:MsDockerTlsVerify=true");
+        Assert.IsFalse(unnamed.Succeeded);
+        StringAssert.Contains(unnamed.Output, "error MSI0105");
+        StringAssert.Contains(unnamed.Output, "does not name the host connected to");
+
         // Without TLS the engine refuses to talk: the error names the engine and says it did not answer.
-        var plain = await project.BuildAsync($"-p:MsDockerHost={Engine.Host}", "-p:MsDockerTlsVerify=false");
+        var plain = await project.BuildAsync($"-p:MsDockerHost={Engine.Host}");
         Assert.IsFalse(plain.Succeeded);
         StringAssert.Contains(plain.Output, "error MSI0101");
+        StringAssert.Contains(plain.Output, $"The Docker engine at {Engine.Host} (from MsDockerHost) did not answer");
 
         using var remote = await Engine.ConnectAsync();
         Assert.IsNull(await TestDocker.ImageIdAsync(remote.Client, "makinastates/remote-wrong-ca-test:candidate"));

@@ -135,6 +135,7 @@ public sealed class SettingsEvaluationTests
     [TestMethod]
     [DataRow("1.2.3,latest")]
     [DataRow("1.2.3%3Blatest")]
+    [DataRow("1.2.3%2Clatest")]
     public void MsImageTags_on_the_command_line_become_items_beside_the_projects(string value)
     {
         var project = Evaluate("""<ItemGroup><MsImageTags Include="stable" /></ItemGroup>""", new Dictionary<string, string> { ["MsImageTags"] = value, ["MsImage"] = "a/b" });

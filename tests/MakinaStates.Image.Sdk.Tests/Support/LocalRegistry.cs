@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 
 namespace MakinaStates.Image.Sdk.Tests.Support;
 
@@ -39,15 +38,10 @@ public sealed class LocalRegistry : IDisposable
         var binary = "/usr/bin/docker-registry";
         if (!File.Exists(binary) || (username is not null && !File.Exists("/usr/bin/htpasswd")))
         {
-            var what = "docker-registry (and htpasswd from apache2-utils) are not installed; bash .ci/setup installs them";
-            if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            {
-                Assert.Fail(what);
-            }
-            Assert.Inconclusive(what);
+            TestDocker.MissingPrerequisite("docker-registry (and htpasswd from apache2-utils) are not installed; bash .ci/setup installs them");
         }
         var directory = System.IO.Directory.CreateTempSubdirectory("msimage-registry-").FullName;
-        var port = FreePort();
+        var port = TestDocker.FreeLoopbackPort();
         var auth = "";
         if (username is not null)
         {
@@ -115,14 +109,6 @@ public sealed class LocalRegistry : IDisposable
         using var response = await http.SendAsync(request);
         var digest = response.Headers.TryGetValues("Docker-Content-Digest", out var values) ? values.FirstOrDefault() : null;
         return (response.StatusCode, digest, await response.Content.ReadAsByteArrayAsync());
-    }
-
-    /// <summary>A port nothing listens on (for the unreachable-registry case).</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public void Dispose()

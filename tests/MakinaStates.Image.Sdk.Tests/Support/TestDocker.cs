@@ -22,14 +22,27 @@ public static class TestDocker
         catch (Exception e)
         {
             client.Dispose();
-            var message = $"No Docker engine answers ({e.Message}); start one with 'bash .ci/setup'.";
-            if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            {
-                Assert.Fail(message);
-            }
-            Assert.Inconclusive(message);
+            MissingPrerequisite($"No Docker engine answers ({e.Message}); start one with 'bash .ci/setup'.");
             throw;
         }
+    }
+
+    /// <summary>Something a test needs is not on this machine: fails in CI (CI=true), inconclusive elsewhere.</summary>
+    public static void MissingPrerequisite(string message)
+    {
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
+        {
+            Assert.Fail(message);
+        }
+        Assert.Inconclusive(message);
+    }
+
+    /// <summary>A loopback port nothing listens on right now (for a test's own daemon, or as an unreachable address).</summary>
+    public static int FreeLoopbackPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public static async Task<IList<ContainerListResponse>> ContainersWithLabelAsync(DockerClient client, string label)

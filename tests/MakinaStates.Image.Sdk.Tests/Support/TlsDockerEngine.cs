@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Settings;
 
@@ -30,6 +28,9 @@ public sealed class TlsDockerEngine : IAsyncDisposable
 
     public string Host => $"tcp://127.0.0.1:{Port}";
 
+    /// <summary>The same engine on an address its certificate does not name.</summary>
+    public string UnnamedHost => $"tcp://127.0.0.2:{Port}";
+
     /// <summary>The client's ca.pem, cert.pem and key.pem (a DOCKER_CERT_PATH).</summary>
     public string ClientCertificates => Path.Combine(Directory, "client");
 
@@ -45,23 +46,25 @@ public sealed class TlsDockerEngine : IAsyncDisposable
         {
             if (!new[] { "/usr/bin", "/usr/sbin", "/bin", "/sbin" }.Any(d => File.Exists(Path.Combine(d, tool))))
             {
-                Require($"{tool} is not installed (bash .ci/setup installs what the tests need)");
+                TestDocker.MissingPrerequisite($"{tool} is not installed (bash .ci/setup installs what the tests need)");
             }
         }
         if (Mono.Unix.Native.Syscall.geteuid() != 0)
         {
-            Require("starting a second dockerd needs root");
+            TestDocker.MissingPrerequisite("starting a second dockerd needs root");
         }
 
         // Short: containerd's sockets live under the exec root and a unix socket path is limited to 108 bytes.
         var directory = System.IO.Directory.CreateTempSubdirectory("mse-").FullName;
         MakeCertificates(directory);
-        var port = FreePort();
+        var port = TestDocker.FreeLoopbackPort();
         var suffix = Guid.NewGuid().ToString("N")[..6];
         var bridge = $"msbr{suffix}";
         // Its own bridge: a daemon with --bridge=none would delete the main engine's docker0.
         HostProcess.Run("ip", "link", "add", bridge, "type", "bridge");
-        HostProcess.Run("ip", "addr", "add", $"10.213.{Random.Shared.Next(1, 254)}.1/24", "dev", bridge);
+        var routes = HostProcess.Run("ip", "route");
+        var subnet = Enumerable.Range(1, 253).Select(n => $"10.213.{n}.").First(prefix => !routes.Contains(prefix, StringComparison.Ordinal));
+        HostProcess.Run("ip", "addr", "add", $"{subnet}1/24", "dev", bridge);
         HostProcess.Run("ip", "link", "set", bridge, "up");
         File.WriteAllText(Path.Combine(directory, "daemon.json"), "{}");
 
@@ -69,8 +72,8 @@ public sealed class TlsDockerEngine : IAsyncDisposable
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(string.Join(' ', "exec dockerd",
             $"--config-file {directory}/daemon.json --data-root {directory}/data --exec-root {directory}/exec --pidfile {directory}/dockerd.pid",
-            $"-H tcp://127.0.0.1:{port} --tlsverify --tlscacert {directory}/server/ca.pem --tlscert {directory}/server/cert.pem --tlskey {directory}/server/key.pem",
-            $"--bridge={bridge} --iptables=false --ip-masq=false",
+            $"-H tcp://127.0.0.1:{port} -H tcp://127.0.0.2:{port} --tlsverify --tlscacert {directory}/server/ca.pem --tlscert {directory}/server/cert.pem --tlskey {directory}/server/key.pem",
+            $"--bridge={bridge} --iptables=false --ip-masq=false --containerd-namespace msimage-{suffix} --containerd-plugins-namespace msimage-{suffix}-plugins",
             $"> {directory}/dockerd.log 2>&1 < /dev/null"));
         var daemon = Process.Start(start)!;
         var engine = new TlsDockerEngine(directory, port, daemon, bridge);
@@ -123,22 +126,6 @@ public sealed class TlsDockerEngine : IAsyncDisposable
     private static void Sign(string ca, string request, string certificate, string extensions) =>
         HostProcess.Run("openssl", "x509", "-req", "-in", request, "-CA", $"{ca}/ca.pem", "-CAkey", $"{ca}/ca-key.pem", "-CAcreateserial",
             "-out", certificate, "-days", "2", "-extfile", extensions);
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static void Require(string what)
-    {
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-        {
-            Assert.Fail(what);
-        }
-        Assert.Inconclusive(what);
-    }
 
     public async ValueTask DisposeAsync()
     {

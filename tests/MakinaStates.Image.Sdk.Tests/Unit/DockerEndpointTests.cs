@@ -63,13 +63,32 @@ public sealed class DockerEndpointTests
         var environment = new Dictionary<string, string> { ["DOCKER_HOST"] = "tcp://engine:2376", ["DOCKER_TLS_VERIFY"] = "1", ["DOCKER_CERT_PATH"] = "/env/certs" };
         Assert.AreEqual(new DockerTls("/env/certs", VerifyServer: true), Resolve(environment: environment).Tls);
         Assert.AreEqual(new DockerTls("/prop/certs", VerifyServer: true), Resolve(certPath: "/prop/certs", environment: environment).Tls);
-        // Verification switched off by the property, with a cert path: TLS that does not check the engine (docker --tls).
+        // Verification switched off by the property: still TLS, without checking the engine (docker's --tlsverify=false).
         Assert.AreEqual(new DockerTls("/prop/certs", VerifyServer: false), Resolve(certPath: "/prop/certs", verify: "false", environment: environment).Tls);
-        Assert.IsNull(Resolve(verify: "false", environment: environment).Tls, "no TLS: neither verification nor a cert path of the property");
+        Assert.AreEqual(new DockerTls("/env/certs", VerifyServer: false), Resolve(verify: "false", environment: environment).Tls);
+        Assert.IsNull(Resolve(environment: new() { ["DOCKER_HOST"] = "tcp://engine:2375" }).Tls, "plain tcp when nothing asks for TLS");
         // The cert path defaults to the docker config folder, as for the docker CLI.
         environment.Remove("DOCKER_CERT_PATH");
         Assert.AreEqual(new DockerTls(Path.Combine(_home, ".docker"), VerifyServer: true), Resolve(environment: environment).Tls);
         StringAssert.Contains(Resolve(environment: environment).Describe(), "over TLS, engine verified against");
+    }
+
+    [TestMethod]
+    public void A_tcp_address_without_a_port_gets_dockers_default_port()
+    {
+        Assert.AreEqual("tcp://engine:2375", Resolve("tcp://engine").Display);
+        Assert.AreEqual("tcp://engine:2376", Resolve("tcp://engine", verify: "true").Display);
+    }
+
+    [TestMethod]
+    public void DOCKER_CERT_PATH_does_not_replace_a_contexts_own_TLS_files()
+    {
+        var tls = WriteContext("own", "tcp://ctx:2376");
+        var environment = new Dictionary<string, string> { ["DOCKER_CONTEXT"] = "own", ["DOCKER_CERT_PATH"] = "/left/over" };
+        Assert.AreEqual(new DockerTls(tls, VerifyServer: true), Resolve(environment: environment).Tls);
+        WriteContext("plain", "tcp://plain:2375", withTls: false);
+        Assert.IsNull(Resolve(environment: new() { ["DOCKER_CONTEXT"] = "plain", ["DOCKER_CERT_PATH"] = "/left/over" }).Tls);
+        Assert.AreEqual(new DockerTls("/prop", VerifyServer: true), Resolve(certPath: "/prop", environment: environment).Tls, "the property still wins");
     }
 
     [TestMethod]
@@ -90,6 +109,8 @@ public sealed class DockerEndpointTests
 
         var skip = WriteContext("skip", "tcp://other:2376", skipVerify: true);
         Assert.AreEqual(new DockerTls(skip, VerifyServer: false), Resolve(environment: new() { ["DOCKER_CONTEXT"] = "skip" }).Tls);
+        var skipWithoutFiles = WriteContext("skip-no-files", "tcp://other:2376", skipVerify: true, withTls: false);
+        Assert.AreEqual(new DockerTls(skipWithoutFiles, VerifyServer: false), Resolve(environment: new() { ["DOCKER_CONTEXT"] = "skip-no-files" }).Tls);
         WriteContext("plain", "tcp://plain:2375", withTls: false);
         Assert.IsNull(Resolve(environment: new() { ["DOCKER_CONTEXT"] = "plain" }).Tls);
         Assert.AreEqual("the default", Resolve(environment: new() { ["DOCKER_CONTEXT"] = "default" }).Origin);

@@ -74,6 +74,7 @@ public sealed class RegistryCredentialsTests
     [DataRow("denied: requested access to the resource is denied", RegistryPush.Failure.Unauthorized)]
     [DataRow("blob unknown: blob unknown to registry", RegistryPush.Failure.BlobUnknown)]
     [DataRow("manifest invalid: manifest invalid", RegistryPush.Failure.Other)]
+    [DataRow("open /var/lib/docker/image/layerdb: permission denied", RegistryPush.Failure.Other)]
     public void Push_errors_are_told_apart(string error, RegistryPush.Failure expected) =>
         Assert.AreEqual(expected, RegistryPush.Classify(error));
 }
