@@ -140,14 +140,14 @@ public sealed partial class RegistryPushTests
         Assert.AreEqual(System.Net.HttpStatusCode.OK, status);
         Assert.AreEqual(pushed[$"{registry.Address}/{Image}:1.2.3"], served);
 
-        // MS_REGISTRY_PASSWORD never becomes an MSBuild property or task input: neither detailed verbosity (which
-        // echoes the command line) nor a binary log (properties, task inputs, environment read) holds it.
+        // MS_REGISTRY_PASSWORD never becomes an MSBuild property or task input: neither diagnostic verbosity (which
+        // echoes the command line, properties and task inputs) nor a binary log holds it.
         var binaryLog = Path.Combine(Project.Directory, "push.binlog");
         var detailed = await DotnetBuild.RunAsync(Project.ProjectFile,
-            ["-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsRegistryUsername=pusher", "-v:d", $"-bl:{binaryLog}"],
+            ["-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsRegistryUsername=pusher", "-v:diag", $"-bl:{binaryLog}"],
             new Dictionary<string, string?>(isolated) { ["MS_REGISTRY_PASSWORD"] = Password });
         Assert.IsTrue(detailed.Succeeded, detailed.Output);
-        StringAssert.Contains(detailed.Output, "Command line arguments", "detailed verbosity was not in effect");
+        StringAssert.Contains(detailed.Output, "Task Parameter:", "diagnostic verbosity was not in effect");
         Assert.IsFalse(detailed.Output.Contains(Password, StringComparison.Ordinal), "a password was logged");
         using (var inflated = new MemoryStream())
         {
