@@ -35,6 +35,7 @@ public static class MsiCodes
     public const string EngineTlsFailed = "MSI0105";
     public const string EngineTlsFilesInvalid = "MSI0106";
     public const string DockerContextInvalid = "MSI0107";
+    public const string EngineDoesNotShareFiles = "MSI0108";
 
     public const string BaseCreationFailed = "MSI1001";
     public const string BaseImportFailed = "MSI1002";

@@ -14,6 +14,7 @@ public sealed class DockerEngine : IDisposable
     {
         Client = client;
         Endpoint = endpoint;
+        SharesHostFileSystem = endpoint.Address.Scheme == "unix";
     }
 
     public DockerClient Client { get; }
@@ -24,7 +25,15 @@ public sealed class DockerEngine : IDisposable
     /// Host paths can be bind-mounted only when the engine runs on this machine: a unix socket. A tcp engine is treated
     /// as remote (even on 127.0.0.1): everything it needs is uploaded.
     /// </summary>
-    public bool SharesHostFileSystem => Endpoint.Address.Scheme == "unix";
+    public bool SharesHostFileSystem { get; private set; }
+
+    /// <summary>MsDockerRemote=true: a unix socket forwarded from another machine (a CI job container given the host's
+    /// socket) is treated like a tcp engine: everything is uploaded.</summary>
+    public DockerEngine AsRemote()
+    {
+        SharesHostFileSystem = false;
+        return this;
+    }
 
     /// <summary>Resolves the endpoint from the three MSBuild settings and the process's docker environment.</summary>
     public static DockerEndpoint ResolveEndpoint(string? msDockerHost, string? msDockerCertPath, string? msDockerTlsVerify) =>

@@ -28,6 +28,9 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// <summary>MsDockerArgs: docker-run style flags applied to every stage container.</summary>
     public string MsDockerArgs { get; set; } = "";
 
+    /// <summary>MsDockerRemote: auto (a unix socket is local, tcp is remote), true (upload everything), false.</summary>
+    public string MsDockerRemote { get; set; } = "";
+
     /// <summary>MsPush=true: the image lock is held past the last stage, for the push; PushToRegistry releases it.</summary>
     public bool KeepImageLock { get; set; }
 
@@ -101,8 +104,27 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     protected abstract System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken);
 
     /// <summary>The engine of this build (MsDockerHost/MsDockerCertPath/MsDockerTlsVerify over the docker environment).</summary>
-    protected Task<Engine.DockerEngine> ConnectEngineAsync(CancellationToken cancellationToken) =>
-        Engine.DockerEngine.ConnectAsync(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), cancellationToken);
+    protected async Task<Engine.DockerEngine> ConnectEngineAsync(CancellationToken cancellationToken)
+    {
+        var remote = MsDockerRemote.Trim().ToLowerInvariant() switch
+        {
+            "" or "auto" => (bool?)null,
+            "true" => true,
+            "false" => false,
+            _ => throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerRemoteInvalid", MsDockerRemote)),
+        };
+        var engine = await Engine.DockerEngine.ConnectAsync(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), cancellationToken).ConfigureAwait(false);
+        if (remote == true)
+        {
+            engine.AsRemote();
+        }
+        else if (remote == false && !engine.SharesHostFileSystem)
+        {
+            engine.Dispose();
+            throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerRemoteInvalid", MsDockerRemote));
+        }
+        return engine;
+    }
 
     protected void LogCoded(ImageBuildException e) =>
         Log.LogError(null, e.Code, e.Code, e.File, 0, 0, 0, 0, "{0}", e.Message);
@@ -232,6 +254,23 @@ public abstract class ImageBuildTask : Task, ICancelableTask
             {
                 // The build is over; Stage0 of the next build reaps what could not be removed here.
             }
+        }
+    }
+
+    /// <summary>
+    /// Creates a stage container. A local-looking engine that cannot find the data dir is not on this machine after
+    /// all (a socket forwarded into a CI job container): say so, and how to build anyway.
+    /// </summary>
+    protected async Task<Docker.DotNet.Models.CreateContainerResponse> CreateStageContainerAsync(Engine.DockerEngine engine,
+        Docker.DotNet.Models.CreateContainerParameters container, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await engine.Client.Containers.CreateContainerAsync(container, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (engine.SharesHostFileSystem && e.ResponseBody?.Contains("bind source path does not exist", StringComparison.Ordinal) == true)
+        {
+            throw new ImageBuildException(MsiCodes.EngineDoesNotShareFiles, MsiMessages.Format("EngineDoesNotShareFiles", engine.Endpoint.Describe(), e.ResponseBody.Trim()));
         }
     }
 

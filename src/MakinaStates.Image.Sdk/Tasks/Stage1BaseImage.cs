@@ -59,7 +59,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         }
 
         Log.LogMessage(MessageImportance.High, "Stage1: making {0} from {1}.", Stage1Image, baseReference);
-        var container = await engine.Client.Containers.CreateContainerAsync(await WithStageOptionsAsync(new CreateContainerParameters
+        var container = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(new CreateContainerParameters
         {
             Image = baseImage.ID,
             Name = Stage1Name,

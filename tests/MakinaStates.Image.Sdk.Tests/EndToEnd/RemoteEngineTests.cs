@@ -209,4 +209,39 @@ public sealed class RemoteEngineTests
         Assert.IsNull(await TestDocker.ImageIdAsync(remote.Client, "makinastates/remote-wrong-ca-test:candidate"));
         Assert.AreEqual(0, (await remote.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).Count);
     }
+
+    [TestMethod]
+    public async Task A_socket_whose_engine_does_not_see_the_data_dir_is_MSI0108_and_MsDockerRemote_uploads_instead()
+    {
+        // The build runs in its own mount namespace where the data dir is a tmpfs: the local engine cannot see it, as
+        // when a CI job container is given the host's socket.
+        using var project = new ImageProject("makinastates/forwarded-socket-test");
+        var hidden = Directory.CreateDirectory(Path.Combine(project.Directory, "hidden")).FullName;
+        var sharedBase = System.Text.RegularExpressions.Regex.Match(s_sample!.Output, @"MS_BASEIMAGE\s+(\S+)").Groups[1].Value;
+        Assert.IsTrue(File.Exists(sharedBase), s_sample.Output);
+        string[] launcher = ["unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+            "mount -t tmpfs tmpfs \"$0\" && mkdir \"$0/data\" && cp \"$1\" \"$0/data/\" && echo only-in-the-namespace > \"$0/data/probe.txt\" && shift && exec \"$@\"",
+            hidden, sharedBase];
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho \"probe: $(cat /docker/data/probe.txt)\"\n", executable: true);
+        using var local = await TestDocker.RequireEngineAsync();
+        try
+        {
+            var refused = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={hidden}/data"], launcher: launcher);
+            Assert.IsFalse(refused.Succeeded, refused.Output);
+            StringAssert.Contains(refused.Output, "error MSI0108");
+            StringAssert.Contains(refused.Output, "Set MsDockerRemote=true");
+            Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(local, $"{BuildLabels.BuildId}={refused.BuildId}")).Count);
+
+            var uploaded = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={hidden}/data", "-p:MsDockerRemote=true"], launcher: launcher);
+            Assert.IsTrue(uploaded.Succeeded, uploaded.Output);
+            StringAssert.Contains(uploaded.Output, "not on this machine, so the data dir and the injected tree are uploaded");
+            StringAssert.Contains(uploaded.Output, "probe: only-in-the-namespace");
+            var volumes = await local.Volumes.ListAsync(CancellationToken.None);
+            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name.StartsWith("makinastates-data-", StringComparison.Ordinal)) ?? false);
+        }
+        finally
+        {
+            await TestDocker.RemoveProjectImagesAsync(local, "makinastates/forwarded-socket-test");
+        }
+    }
 }

@@ -16,10 +16,11 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
 
     internal static string? FindBuildId(string output) => BuildIdLine().Match(output) is { Success: true } m ? m.Groups[1].Value : null;
 
+    /// <param name="launcher">A command that runs `dotnet build …` (its arguments follow), e.g. in another mount namespace.</param>
     public static async Task<DotnetBuild> RunAsync(string project, IEnumerable<string>? arguments = null,
-        IDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
+        IDictionary<string, string?>? environment = null, TimeSpan? timeout = null, IReadOnlyList<string>? launcher = null)
     {
-        await using var running = Running.Start(project, arguments, environment);
+        await using var running = Running.Start(project, arguments, environment, launcher);
         return await running.CompleteAsync(timeout ?? TimeSpan.FromMinutes(15));
     }
 
@@ -48,16 +49,18 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
             get { lock (_output) return _output.ToString(); }
         }
 
-        public static Running Start(string project, IEnumerable<string>? arguments = null, IDictionary<string, string?>? environment = null)
+        public static Running Start(string project, IEnumerable<string>? arguments = null, IDictionary<string, string?>? environment = null,
+            IReadOnlyList<string>? launcher = null)
         {
-            var start = new ProcessStartInfo("dotnet")
+            var start = new ProcessStartInfo(launcher?[0] ?? "dotnet")
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,
                 WorkingDirectory = Path.GetDirectoryName(project)!,
             };
-            foreach (var argument in new[] { "build", project, "-nr:false", "-tl:off", "-v:n", "-nologo" }.Concat(arguments ?? []))
+            IEnumerable<string> launched = launcher is null ? [] : [.. launcher.Skip(1), "dotnet"];
+            foreach (var argument in launched.Concat(["build", project, "-nr:false", "-tl:off", "-v:n", "-nologo"]).Concat(arguments ?? []))
             {
                 start.ArgumentList.Add(argument);
             }
