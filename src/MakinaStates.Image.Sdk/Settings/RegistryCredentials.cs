@@ -6,7 +6,8 @@ namespace MakinaStates.Image.Sdk.Settings;
 
 /// <summary>
 /// Who pushes to a registry: MsRegistryUsername with MsRegistryPassword (or MS_REGISTRY_PASSWORD, which keeps the
-/// secret out of MSBuild properties), else the `auths` entry `docker login` wrote in the docker config. The password
+/// secret out of MSBuild properties), else what `docker login` left in the docker config: a credential helper's
+/// keychain (credHelpers, credsStore) or an `auths` entry. The password
 /// is only ever handed to the engine; <see cref="Describe"/> is what the log may show.
 /// </summary>
 public sealed record RegistryCredentials(string Username, string Password, string IdentityToken, string Origin)
@@ -37,6 +38,15 @@ public sealed record RegistryCredentials(string Username, string Password, strin
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllText(config));
+            // docker's order: a helper for this registry (credHelpers), else the default store (credsStore), else auths.
+            var helper = (document.RootElement.TryGetProperty("credHelpers", out var helpers) && helpers.ValueKind == JsonValueKind.Object
+                    ? helpers.EnumerateObject().Where(h => SameRegistry(h.Name, registry)).Select(h => h.Value.GetString()).FirstOrDefault()
+                    : null)
+                ?? (document.RootElement.TryGetProperty("credsStore", out var store) ? store.GetString() : null);
+            if (NonEmpty(helper) is { } helperName && CredentialHelper.Get(helperName, registry, config, environment) is { } stored)
+            {
+                return stored;
+            }
             if (!document.RootElement.TryGetProperty("auths", out var auths) || auths.ValueKind != JsonValueKind.Object)
             {
                 return null;

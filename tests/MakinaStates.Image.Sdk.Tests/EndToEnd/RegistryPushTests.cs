@@ -171,6 +171,28 @@ public sealed partial class RegistryPushTests
         Assert.IsTrue(fromConfig.Succeeded, fromConfig.Output);
         StringAssert.Contains(fromConfig.Output, $"user 'pusher' (from {config}/config.json)");
         Assert.AreEqual(System.Net.HttpStatusCode.OK, (await registry.GetManifestAsync(Image, "from-config")).Status);
+
+        // `docker login` with a credential store keeps the secret in the helper, not in config.json.
+        var helperConfig = Directory.CreateDirectory(Path.Combine(Project.Directory, "docker-config-helper")).FullName;
+        var bin = Directory.CreateDirectory(Path.Combine(Project.Directory, "bin")).FullName;
+        File.WriteAllText(Path.Combine(bin, "docker-credential-msimage-test"), $$"""
+            #!/bin/sh
+            read server
+            [ "$server" = "{{registry.Address}}" ] || { echo "credentials not found in native keychain"; exit 1; }
+            echo '{"ServerURL":"{{registry.Address}}","Username":"pusher","Secret":"{{Password}}"}'
+            """.Replace("\r\n", "\n"));
+        File.SetUnixFileMode(Path.Combine(bin, "docker-credential-msimage-test"), UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        File.WriteAllText(Path.Combine(helperConfig, "config.json"), System.Text.Json.JsonSerializer.Serialize(new
+        {
+            auths = new Dictionary<string, object> { [registry.Address] = new { } },
+            credsStore = "msimage-test",
+        }));
+        var fromHelper = await DotnetBuild.RunAsync(Project.ProjectFile, ["-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsImageTags=from-helper"],
+            new Dictionary<string, string?> { ["DOCKER_CONFIG"] = helperConfig, ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}" });
+        Assert.IsTrue(fromHelper.Succeeded, fromHelper.Output);
+        StringAssert.Contains(fromHelper.Output, "user 'pusher' (from credential helper docker-credential-msimage-test)");
+        Assert.IsFalse(fromHelper.Output.Contains(Password, StringComparison.Ordinal), "a password was logged");
+        Assert.AreEqual(System.Net.HttpStatusCode.OK, (await registry.GetManifestAsync(Image, "from-helper")).Status);
     }
 
     [TestMethod]

@@ -66,6 +66,46 @@ public sealed class RegistryCredentialsTests
         Assert.IsFalse(broken.Message.Contains("no-colon", StringComparison.Ordinal), "the undecoded secret is not echoed");
     }
 
+    /// <summary>A credential helper as docker-credential-* programs behave: the registry on stdin, JSON out.</summary>
+    private string WriteHelper(string name, string script)
+    {
+        var bin = Directory.CreateDirectory(Path.Combine(_home, "bin")).FullName;
+        var path = Path.Combine(bin, $"docker-credential-{name}");
+        File.WriteAllText(path, "#!/bin/sh\n" + script);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return bin;
+    }
+
+    [TestMethod]
+    public void Credential_helpers_are_asked_first_per_registry_then_the_default_store()
+    {
+        var bin = WriteHelper("store", """
+            read server
+            [ "$1" = get ] || exit 9
+            case "$server" in
+              127.0.0.1:5000) echo '{"ServerURL":"127.0.0.1:5000","Username":"from-store","Secret":"s1"}' ;;
+              *) echo "credentials not found in native keychain"; exit 1 ;;
+            esac
+            """);
+        WriteHelper("special", """echo '{"ServerURL":"x","Username":"<token>","Secret":"identity-token"}'""");
+        WriteConfig("""{"credsStore":"store","credHelpers":{"registry.example.org":"special"},"auths":{"127.0.0.1:6000":{"auth":"YTpi"}}}""");
+        var path = new Dictionary<string, string> { ["PATH"] = bin };
+
+        Assert.AreEqual(new RegistryCredentials("from-store", "s1", "", "credential helper docker-credential-store"), Resolve("127.0.0.1:5000", environment: path));
+        var token = Resolve("registry.example.org", environment: path)!;
+        Assert.AreEqual(("", "identity-token"), (token.Username, token.IdentityToken), "'<token>' means an identity token");
+        Assert.AreEqual("a", Resolve("127.0.0.1:6000", environment: path)!.Username, "not in the store: the auths entry");
+        Assert.IsNull(Resolve("127.0.0.1:7000", environment: path));
+
+        var missing = Assert.ThrowsExactly<ImageBuildException>(() => Resolve("127.0.0.1:5000", environment: new() { ["PATH"] = "/nonexistent" }));
+        Assert.AreEqual(MsiCodes.RegistryCredentialsInvalid, missing.Code);
+        StringAssert.Contains(missing.Message, "docker-credential-store is not on the PATH");
+
+        WriteHelper("store", "echo 'Secret=leaky not json'\n");
+        var garbled = Assert.ThrowsExactly<ImageBuildException>(() => Resolve("127.0.0.1:5000", environment: path));
+        Assert.IsFalse(garbled.Message.Contains("leaky", StringComparison.Ordinal), "a malformed answer is not echoed");
+    }
+
     [TestMethod]
     [DataRow("Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused", RegistryPush.Failure.Unreachable)]
     [DataRow("Get \"https://nowhere.invalid/v2/\": dial tcp: lookup nowhere.invalid: no such host", RegistryPush.Failure.Unreachable)]
