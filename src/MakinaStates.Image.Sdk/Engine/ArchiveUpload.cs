@@ -51,18 +51,11 @@ public static class ArchiveUpload
             {
                 continue;
             }
-            try
+            if (await ContainerFiles.ExistsAsync(engine, containerId, "/" + node.ImagePath, cancellationToken).ConfigureAwait(false))
             {
-                var stat = await engine.Client.Containers.GetArchiveFromContainerAsync(containerId,
-                    new ContainerPathStatParameters { Path = "/" + node.ImagePath }, statOnly: true, cancellationToken).ConfigureAwait(false);
-                stat.Stream?.Dispose();
                 existing.Add(node.ImagePath);
             }
-            catch (DockerContainerNotFoundException)
-            {
-                absent.Add(node.ImagePath);
-            }
-            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            else
             {
                 absent.Add(node.ImagePath);
             }

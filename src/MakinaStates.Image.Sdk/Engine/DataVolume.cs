@@ -23,6 +23,7 @@ public static class DataVolume
           || topLevelName.StartsWith("baseimage-", StringComparison.Ordinal)
           || topLevelName.StartsWith(".stage0.", StringComparison.Ordinal)
           || topLevelName.StartsWith(".write-probe-", StringComparison.Ordinal)
+          || topLevelName.StartsWith(Tasks.ImageBuildTask.DataDirectoryMarkerPrefix, StringComparison.Ordinal)
           || topLevelName.EndsWith(".tmp", StringComparison.Ordinal));
 
     /// <summary>Creates and fills this build's volume unless an earlier stage already did; returns its name.</summary>

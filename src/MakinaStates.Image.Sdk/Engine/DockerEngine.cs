@@ -46,7 +46,9 @@ public sealed class DockerEngine : IDisposable
 
     public static async Task<DockerEngine> ConnectAsync(DockerEndpoint endpoint, CancellationToken cancellationToken)
     {
-        var builder = new DockerClientBuilder().WithEndpoint(ClientAddress(endpoint));
+        // The library's own docker-environment lookup is given the resolved endpoint: it must not read DOCKER_HOST or a
+        // (possibly stale) docker context of its own after MsDockerHost chose the engine.
+        var builder = new DockerClientBuilder(new DockerConfig(new ResolvedCliSettings(endpoint.Address.ToString()))).WithEndpoint(ClientAddress(endpoint));
         var credentials = endpoint.Tls is { } tls ? EngineTlsCredentials.Create(tls, endpoint) : null;
         if (credentials is not null)
         {
@@ -57,7 +59,8 @@ public sealed class DockerEngine : IDisposable
         timeout.CancelAfter(PingTimeout);
         try
         {
-            await client.System.PingAsync(timeout.Token).ConfigureAwait(false);
+            // WaitAsync: the tcp transport does not honour the token while connecting or in the TLS handshake.
+            await client.System.PingAsync(timeout.Token).WaitAsync(PingTimeout, cancellationToken).ConfigureAwait(false);
             return new DockerEngine(client, endpoint);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -68,7 +71,7 @@ public sealed class DockerEngine : IDisposable
                 throw new ImageBuildException(MsiCodes.EngineTlsFailed,
                     MsiMessages.Format("EngineTlsFailed", endpoint.Describe(), credentials?.Rejection ?? Innermost(handshake).Message, failedTls.CertificateDirectory));
             }
-            var reason = e is OperationCanceledException ? $"no answer within {PingTimeout.TotalSeconds:0} seconds" : Innermost(e).Message;
+            var reason = e is OperationCanceledException or TimeoutException ? $"no answer within {PingTimeout.TotalSeconds:0} seconds" : Innermost(e).Message;
             throw new ImageBuildException(MsiCodes.EngineUnreachable,
                 MsiMessages.Format("EngineUnreachable", endpoint.Describe(), reason));
         }
@@ -79,6 +82,14 @@ public sealed class DockerEngine : IDisposable
         endpoint.Tls is not null && endpoint.Address.Scheme is "tcp" or "http"
             ? new UriBuilder(endpoint.Address) { Scheme = "https" }.Uri
             : endpoint.Address;
+
+    private sealed class ResolvedCliSettings(string host) : IDockerCliSettings
+    {
+        public string DockerConfig => "";
+        public string DockerHost => host;
+        public string DockerTlsVerify => "";
+        public string DockerContext => "";
+    }
 
     private static T? Find<T>(Exception e) where T : Exception
     {

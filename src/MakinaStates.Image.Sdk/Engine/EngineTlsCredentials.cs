@@ -17,9 +17,9 @@ internal sealed class EngineTlsCredentials : IAuthProvider
 {
     private static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1");
     private readonly X509Certificate2? _client;
-    private readonly X509Certificate2? _authority;
+    private readonly X509Certificate2Collection? _authority;
 
-    private EngineTlsCredentials(X509Certificate2? client, X509Certificate2? authority)
+    private EngineTlsCredentials(X509Certificate2? client, X509Certificate2Collection? authority)
     {
         _client = client;
         _authority = authority;
@@ -54,13 +54,21 @@ internal sealed class EngineTlsCredentials : IAuthProvider
         {
             return new EngineTlsCredentials(
                 File.Exists(certificate) ? DockerTlsCertificates.LoadCertificateFromPemFiles(certificate, key) : null,
-                tls.VerifyServer ? DockerTlsCertificates.LoadCertificateAuthorityFromPemFile(ca) : null);
+                tls.VerifyServer ? LoadAuthorities(ca) : null);
         }
         catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
         {
             throw new ImageBuildException(MsiCodes.EngineTlsFilesInvalid,
                 MsiMessages.Format("EngineTlsFilesUnreadable", endpoint.Describe(), tls.CertificateDirectory, e.Message), certificate, e);
         }
+    }
+
+    /// <summary>Every certificate of ca.pem: a bundle (a CA being rotated, or an intermediate with its root) is trusted whole, as by docker.</summary>
+    private static X509Certificate2Collection LoadAuthorities(string ca)
+    {
+        var authorities = new X509Certificate2Collection();
+        authorities.ImportFromPemFile(ca);
+        return authorities.Count > 0 ? authorities : throw new CryptographicException($"no certificate in {ca}");
     }
 
     public HttpMessageHandler ConfigureHandler(HttpMessageHandler handler)
@@ -101,7 +109,7 @@ internal sealed class EngineTlsCredentials : IAuthProvider
         }
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(_authority);
+        chain.ChainPolicy.CustomTrustStore.AddRange(_authority);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.ApplicationPolicy.Add(ServerAuthentication);
         if (presented is not null)

@@ -21,19 +21,31 @@ public static class CredentialHelper
             .Select(directory => Path.Combine(directory, program)).FirstOrDefault(File.Exists)
             ?? throw new ImageBuildException(MsiCodes.RegistryCredentialsInvalid, MsiMessages.Format("CredentialHelperMissing", program, configFile, registry));
         var start = new ProcessStartInfo(path, "get") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        using var process = Process.Start(start)!;
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new ImageBuildException(MsiCodes.RegistryCredentialsInvalid, MsiMessages.Format("CredentialHelperFailed", program, registry, e.Message));
+        }
+        using var started = process;
+        // docker login keeps Docker Hub under its v1 URL.
+        var server = registry is "docker.io" or "index.docker.io" or "registry-1.docker.io" ? "https://index.docker.io/v1/" : registry;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         try
         {
-            process.StandardInput.Write(registry);
+            process.StandardInput.Write(server);
             process.StandardInput.Close();
         }
         catch (IOException)
         {
             // A helper that answers without reading its input has closed the pipe: its answer still counts.
         }
-        if (!process.WaitForExit(Timeout))
+        // Both: a helper's child that keeps stdout open must not hang the build either.
+        if (!process.WaitForExit(Timeout) || !Task.WaitAll([output, error], Timeout))
         {
             process.Kill(entireProcessTree: true);
             throw new ImageBuildException(MsiCodes.RegistryCredentialsInvalid, MsiMessages.Format("CredentialHelperFailed", program, registry, $"no answer within {Timeout.TotalSeconds:0} s"));

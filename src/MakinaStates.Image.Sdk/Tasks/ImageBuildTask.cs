@@ -188,9 +188,10 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         }
         else
         {
+            // Guarded before it exists: Ctrl+C during the upload (the long part) must not leave it behind.
+            GuardDataVolume();
             var volume = await Engine.DataVolume.EnsureAsync(engine, BuildId, dataDirectory, excludedDataNames, container.Image, StageContainerLabels("data", image),
                 message => Log.LogMessage(MessageImportance.High, "{0}", message), cancellationToken).ConfigureAwait(false);
-            GuardDataVolume();
             host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "volume", Source = volume, Target = DataMountInContainer, ReadOnly = true }];
         }
         return container;
@@ -258,21 +259,44 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     }
 
     /// <summary>
-    /// Creates a stage container. A local-looking engine that cannot find the data dir is not on this machine after
-    /// all (a socket forwarded into a CI job container): say so, and how to build anyway.
+    /// Creates a stage container. A local-looking engine may not be on this machine after all (a socket forwarded into
+    /// a CI job container): it either cannot find the data dir, or mounts a folder of the same name on its own machine.
+    /// A marker file written here for this build tells them apart before anything runs in the container.
     /// </summary>
     protected async Task<Docker.DotNet.Models.CreateContainerResponse> CreateStageContainerAsync(Engine.DockerEngine engine,
-        Docker.DotNet.Models.CreateContainerParameters container, CancellationToken cancellationToken)
+        Docker.DotNet.Models.CreateContainerParameters container, string? dataDirectory, CancellationToken cancellationToken)
     {
+        var marker = dataDirectory is not null && engine.SharesHostFileSystem ? Path.Combine(dataDirectory, $"{DataDirectoryMarkerPrefix}{BuildId}") : null;
+        if (marker is not null)
+        {
+            File.WriteAllText(marker, "");
+        }
         try
         {
-            return await engine.Client.Containers.CreateContainerAsync(container, cancellationToken).ConfigureAwait(false);
+            var created = await engine.Client.Containers.CreateContainerAsync(container, cancellationToken).ConfigureAwait(false);
+            if (marker is not null && !await Engine.ContainerFiles.ExistsAsync(engine, created.ID, $"{DataMountInContainer}/{Path.GetFileName(marker)}", cancellationToken).ConfigureAwait(false))
+            {
+                await engine.RemoveContainerAsync(created.ID, CleanupToken()).ConfigureAwait(false);
+                throw new ImageBuildException(MsiCodes.EngineDoesNotShareFiles, MsiMessages.Format("EngineDoesNotShareFiles", engine.Endpoint.Describe(),
+                    $"its {dataDirectory} is not this machine's: a file written there now is missing in the container"));
+            }
+            return created;
         }
-        catch (DockerApiException e) when (engine.SharesHostFileSystem && e.ResponseBody?.Contains("bind source path does not exist", StringComparison.Ordinal) == true)
+        catch (DockerApiException e) when (marker is not null && e.ResponseBody?.Contains("bind source path does not exist", StringComparison.Ordinal) == true)
         {
             throw new ImageBuildException(MsiCodes.EngineDoesNotShareFiles, MsiMessages.Format("EngineDoesNotShareFiles", engine.Endpoint.Describe(), e.ResponseBody.Trim()));
         }
+        finally
+        {
+            if (marker is not null)
+            {
+                File.Delete(marker);
+            }
+        }
     }
+
+    /// <summary>The per-build marker in the data dir (never uploaded, removed at once).</summary>
+    public const string DataDirectoryMarkerPrefix = ".msimage-marker-";
 
     /// <summary>
     /// However the build ends (Ctrl+C in Stage1 included, where no OnError target runs), MSBuild disposes this guard

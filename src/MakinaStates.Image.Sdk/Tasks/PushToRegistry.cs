@@ -94,10 +94,9 @@ public sealed partial class PushToRegistry : ImageBuildTask
         foreach (var tag in tags)
         {
             var reference = $"{repository}:{tag}";
-            // The registry's names are tagged on the engine for the push only, then dropped (the registry has them; a
-            // pull brings them back): old candidates are not kept alive by them. Never the candidate's own tag, nor a
-            // name that already named this image before.
-            var ours = reference != ImageCandidate && (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false))?.ID != candidate.ID;
+            // The registry's names are tagged on the engine for the push only, then put back as they were (the registry
+            // has them; a pull brings them back): old candidates are not kept alive by them.
+            var before = reference == ImageCandidate ? candidate.ID : (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false))?.ID;
             await engine.Client.Images.TagImageAsync(candidate.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag },
                 cancellationToken).ConfigureAwait(false);
             try
@@ -117,9 +116,15 @@ public sealed partial class PushToRegistry : ImageBuildTask
             }
             finally
             {
-                if (ours)
+                // The name goes back to what it named before: nothing, another image (e.g. one pulled for a deploy),
+                // or this one already.
+                if (before is null)
                 {
                     await engine.UntagAsync(reference).ConfigureAwait(false);
+                }
+                else if (before != candidate.ID)
+                {
+                    await engine.Client.Images.TagImageAsync(before, new ImageTagParameters { RepositoryName = repository, Tag = tag }, CleanupToken()).ConfigureAwait(false);
                 }
             }
         }

@@ -109,6 +109,22 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         BuildId = NewBuildId;
         HoldImageLock(await Concurrency.DataDirectoryLock.AcquireAsync(MsDataDir, $"image-{image.Repository}", $"image {image.Repository}",
             message => Log.LogMessage(MessageImportance.High, "Stage0: {0}", message), cancellationToken).ConfigureAwait(false));
+        try
+        {
+            await PrepareWithImageLockAsync(image, tree, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            ReleaseImageLock();
+            throw;
+        }
+    }
+
+    /// <summary>After the image lock: a failure here must not keep it (another build of the image would wait for this
+    /// whole build to end).</summary>
+    private async System.Threading.Tasks.Task PrepareWithImageLockAsync(ImageReference image, InjectedTree tree, string baseImagePath, bool isScratch,
+        CancellationToken cancellationToken)
+    {
         var resolver = new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory);
         var scripts = resolver.ResolveAll();
         foreach (var script in scripts.Where(s => s.Name.StartsWith("stage", StringComparison.Ordinal)))

@@ -68,7 +68,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Cmd = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", MsImage),
-        }, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         try
         {

@@ -23,10 +23,17 @@ public sealed partial class RegistryPushTests
     [GeneratedRegex(@"MsPushedImage: (?<reference>\S+):(?<tag>[A-Za-z0-9_.-]+) Digest=(?<digest>sha256:[0-9a-f]{64})")]
     private static partial Regex PushedItem();
 
+    private static string? s_savedDockerConfig;
+    private static string? s_emptyDockerConfig;
+
     [ClassInitialize]
     public static async Task StartRegistries(TestContext _)
     {
         Repository.RequirePackedSdk();
+        // The machine user's own docker config (logins, a credential store) must not change what these builds do.
+        s_savedDockerConfig = Environment.GetEnvironmentVariable("DOCKER_CONFIG");
+        s_emptyDockerConfig = Directory.CreateTempSubdirectory("msimage-docker-config-").FullName;
+        Environment.SetEnvironmentVariable("DOCKER_CONFIG", s_emptyDockerConfig);
         s_docker = await TestDocker.RequireEngineAsync();
         s_open = await LocalRegistry.StartAsync();
         s_guarded = await LocalRegistry.StartAsync("pusher", Password);
@@ -45,6 +52,11 @@ public sealed partial class RegistryPushTests
     [ClassCleanup]
     public static async Task StopRegistries()
     {
+        Environment.SetEnvironmentVariable("DOCKER_CONFIG", s_savedDockerConfig);
+        if (s_emptyDockerConfig is not null)
+        {
+            Directory.Delete(s_emptyDockerConfig, recursive: true);
+        }
         s_open?.Dispose();
         s_guarded?.Dispose();
         s_project?.Dispose();
@@ -92,6 +104,16 @@ public sealed partial class RegistryPushTests
             Assert.AreEqual(digest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(body)), "the digest is the manifest's own hash");
         }
         Assert.AreEqual(1, pushed.Values.Distinct().Count(), "the tags promote the same image");
+
+        // A registry name that already named another image on this engine (say one pulled for a deploy) names it again
+        // after the push; the registry gets the candidate.
+        var other = (await s_docker!.Images.InspectImageAsync($"{Image}-stage1:latest")).ID;
+        await s_docker.Images.TagImageAsync(other, new ImageTagParameters { RepositoryName = $"{registry.Address}/{Image}", Tag = "edge" });
+        var again = await Project.BuildAsync("-p:MsPush=true", $"-p:MsRegistry={registry.Address}", "-p:MsImageTags=edge");
+        Assert.IsTrue(again.Succeeded, again.Output);
+        Assert.AreEqual(other, await TestDocker.ImageIdAsync(s_docker, $"{registry.Address}/{Image}:edge"), "the engine's own name was taken");
+        Assert.AreEqual(pushed[$"{registry.Address}/{Image}:edge"], (await registry.GetManifestAsync(Image, "edge")).Digest);
+        await TestDocker.RemoveImageAsync(s_docker, $"{registry.Address}/{Image}:edge");
 
         // Pull it back under another name, with the local copy gone, and boot it.
         var candidateId = (await s_docker!.Images.InspectImageAsync($"{Image}:candidate")).ID;

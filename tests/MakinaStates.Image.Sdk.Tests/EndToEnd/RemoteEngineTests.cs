@@ -163,9 +163,9 @@ public sealed class RemoteEngineTests
         StringAssert.Contains(missing.Output, "error MSI0107");
         StringAssert.Contains(missing.Output, "The docker context 'no-such-context' (from DOCKER_CONTEXT) does not exist");
 
-        // MsDockerHost wins over the context.
+        // MsDockerHost wins over the context, even over one that does not exist.
         var local = await DotnetBuild.RunAsync(project.ProjectFile, ["-t:MsStage0", "-p:MsDockerHost=unix:///var/run/docker.sock"],
-            new Dictionary<string, string?> { ["DOCKER_CONFIG"] = config });
+            new Dictionary<string, string?> { ["DOCKER_CONFIG"] = config, ["DOCKER_CONTEXT"] = "no-such-context" });
         Assert.IsTrue(local.Succeeded, local.Output);
         StringAssert.Contains(local.Output, "Engine: unix:///var/run/docker.sock (from MsDockerHost)");
     }
@@ -186,6 +186,14 @@ public sealed class RemoteEngineTests
         StringAssert.Contains(build.Output, $"The TLS handshake with the Docker engine at {Engine.Host}");
         StringAssert.Contains(build.Output, $"signed by the ca.pem in {wrong}");
         Assert.IsNull(build.BuildId, "no build started");
+
+        // A ca.pem bundle holding the engine's CA among others is trusted, as by docker.
+        var bundle = Directory.CreateDirectory(Path.Combine(project.Directory, "bundle")).FullName;
+        File.WriteAllText(Path.Combine(bundle, "ca.pem"), File.ReadAllText(Path.Combine(otherCa, "ca.pem")) + File.ReadAllText(Path.Combine(Engine.ClientCertificates, "ca.pem")));
+        File.Copy(Path.Combine(Engine.ClientCertificates, "cert.pem"), Path.Combine(bundle, "cert.pem"));
+        File.Copy(Path.Combine(Engine.ClientCertificates, "key.pem"), Path.Combine(bundle, "key.pem"));
+        var bundled = await project.BuildAsync("-t:MsStage0", $"-p:MsDockerHost={Engine.Host}", $"-p:MsDockerCertPath={bundle}", "-p:MsDockerTlsVerify=true");
+        Assert.IsTrue(bundled.Succeeded, bundled.Output);
 
         var missing = Directory.CreateDirectory(Path.Combine(project.Directory, "no-certs")).FullName;
         var noFiles = await project.BuildAsync($"-p:MsDockerHost={Engine.Host}", $"-p:MsDockerCertPath={missing}", "-p:MsDockerTlsVerify=true");
@@ -229,15 +237,24 @@ public sealed class RemoteEngineTests
             var refused = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={hidden}/data"], launcher: launcher);
             Assert.IsFalse(refused.Succeeded, refused.Output);
             StringAssert.Contains(refused.Output, "error MSI0108");
+            StringAssert.Contains(refused.Output, "bind source path does not exist");
             StringAssert.Contains(refused.Output, "Set MsDockerRemote=true");
             Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(local, $"{BuildLabels.BuildId}={refused.BuildId}")).Count);
+
+            // Worse: the engine's machine has a folder of the same name. It would be mounted silently; the marker tells.
+            Directory.CreateDirectory(Path.Combine(hidden, "data"));
+            var foreign = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={hidden}/data"], launcher: launcher);
+            Assert.IsFalse(foreign.Succeeded, foreign.Output);
+            StringAssert.Contains(foreign.Output, "error MSI0108");
+            StringAssert.Contains(foreign.Output, "is not this machine's");
+            Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(local, $"{BuildLabels.BuildId}={foreign.BuildId}")).Count);
 
             var uploaded = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={hidden}/data", "-p:MsDockerRemote=true"], launcher: launcher);
             Assert.IsTrue(uploaded.Succeeded, uploaded.Output);
             StringAssert.Contains(uploaded.Output, "not on this machine, so the data dir and the injected tree are uploaded");
             StringAssert.Contains(uploaded.Output, "probe: only-in-the-namespace");
             var volumes = await local.Volumes.ListAsync(CancellationToken.None);
-            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name.StartsWith("makinastates-data-", StringComparison.Ordinal)) ?? false);
+            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name == DataVolume.Name(uploaded.BuildId!)) ?? false, "the data volume was left");
         }
         finally
         {
