@@ -33,7 +33,7 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
     public static DockerEndpoint Resolve(string? msDockerHost, string? msDockerCertPath, string? msDockerTlsVerify,
         Func<string, string?> environment, string homeDirectory)
     {
-        var configDirectory = NonEmpty(environment("DOCKER_CONFIG")) ?? Path.Combine(homeDirectory, ".docker");
+        var configDirectory = ConfigDirectory(environment, homeDirectory);
         var explicitVerify = ParseVerify(msDockerTlsVerify);
         var certPath = NonEmpty(msDockerCertPath) ?? NonEmpty(environment("DOCKER_CERT_PATH"));
         var verify = explicitVerify ?? NonEmpty(environment("DOCKER_TLS_VERIFY")) is not null;
@@ -58,6 +58,10 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
         }
         return new DockerEndpoint(ParseAddress(DefaultAddress, "the default"), "the default", null);
     }
+
+    /// <summary>The docker config folder (config.json, contexts/): DOCKER_CONFIG, else ~/.docker.</summary>
+    public static string ConfigDirectory(Func<string, string?> environment, string homeDirectory) =>
+        NonEmpty(environment("DOCKER_CONFIG")) ?? Path.Combine(homeDirectory, ".docker");
 
     private static DockerEndpoint FromHost(string value, string origin, string certPath, bool verify, bool tlsWithoutVerify)
     {

@@ -29,8 +29,7 @@ public sealed record RegistryCredentials(string Username, string Password, strin
             throw new ImageBuildException(MsiCodes.RegistryCredentialsInvalid, MsiMessages.Format("RegistryPasswordWithoutUser"));
         }
 
-        var configDirectory = NonEmpty(environment("DOCKER_CONFIG")) ?? Path.Combine(homeDirectory, ".docker");
-        var config = Path.Combine(configDirectory, "config.json");
+        var config = Path.Combine(DockerEndpoint.ConfigDirectory(environment, homeDirectory), "config.json");
         if (!File.Exists(config))
         {
             return null;

@@ -103,6 +103,9 @@ public abstract class ImageBuildTask : Task, ICancelableTask
 
     protected abstract System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken);
 
+    /// <summary>Where the engine of this build is (MsDockerHost/MsDockerCertPath/MsDockerTlsVerify over the docker environment).</summary>
+    private Settings.DockerEndpoint ResolveEndpoint() => Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify);
+
     /// <summary>The engine of this build (MsDockerHost/MsDockerCertPath/MsDockerTlsVerify over the docker environment).</summary>
     protected async Task<Engine.DockerEngine> ConnectEngineAsync(CancellationToken cancellationToken)
     {
@@ -113,7 +116,7 @@ public abstract class ImageBuildTask : Task, ICancelableTask
             "false" => false,
             _ => throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerRemoteInvalid", MsDockerRemote)),
         };
-        var engine = await Engine.DockerEngine.ConnectAsync(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), cancellationToken).ConfigureAwait(false);
+        var engine = await Engine.DockerEngine.ConnectAsync(ResolveEndpoint(), cancellationToken).ConfigureAwait(false);
         if (remote == true)
         {
             engine.AsRemote();
@@ -232,15 +235,24 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// Between Stage2 and Stage3 no task of ours runs: if the build stops there (a failing hook, Ctrl+C), MSBuild
     /// disposes this guard at the end of the build, which removes the container.
     /// </summary>
-    protected void GuardStageContainer(string containerId) =>
-        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new StageContainerGuard(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), containerId, BuildId), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+    protected void GuardStageContainer(string containerId)
+    {
+        var buildId = BuildId;
+        // The volume too: MSBuild disposes the guards in no set order, and a volume cannot go while its container exists.
+        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new EngineCleanupGuard(ResolveEndpoint(), async (engine, token) =>
+        {
+            await engine.RemoveContainerAsync(containerId, token).ConfigureAwait(false);
+            await Engine.DataVolume.RemoveAsync(engine, buildId, token).ConfigureAwait(false);
+        }), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+    }
 
     /// <summary>Stage3 owns the container now (and removes it itself).</summary>
     protected void ReleaseStageContainerGuard() => BuildEngine4.UnregisterTaskObject(ContainerGuardKey, RegisteredTaskObjectLifetime.Build);
 
     private string ContainerGuardKey => $"MakinaStates.Image.Sdk.StageContainer/{BuildId}";
 
-    private sealed class StageContainerGuard(Settings.DockerEndpoint endpoint, string containerId, string buildId) : IDisposable
+    /// <summary>Runs a cleanup against the engine when MSBuild disposes it at the end of the build; never throws.</summary>
+    private sealed class EngineCleanupGuard(Settings.DockerEndpoint endpoint, Func<Engine.DockerEngine, CancellationToken, System.Threading.Tasks.Task> cleanup) : IDisposable
     {
         public void Dispose()
         {
@@ -248,8 +260,7 @@ public abstract class ImageBuildTask : Task, ICancelableTask
             {
                 using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
                 using var engine = Engine.DockerEngine.ConnectAsync(endpoint, bound.Token).GetAwaiter().GetResult();
-                engine.RemoveContainerAsync(containerId, bound.Token).GetAwaiter().GetResult();
-                Engine.DataVolume.RemoveAsync(engine, buildId, bound.Token).GetAwaiter().GetResult();
+                cleanup(engine, bound.Token).GetAwaiter().GetResult();
             }
             catch (Exception)
             {
@@ -307,27 +318,12 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         var key = $"MakinaStates.Image.Sdk.DataVolume/{BuildId}";
         if (BuildEngine4.GetRegisteredTaskObject(key, RegisteredTaskObjectLifetime.Build) is null)
         {
-            BuildEngine4.RegisterTaskObject(key, new DataVolumeGuard(Engine.DockerEngine.ResolveEndpoint(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify), BuildId),
+            var buildId = BuildId;
+            BuildEngine4.RegisterTaskObject(key, new EngineCleanupGuard(ResolveEndpoint(), (engine, token) => Engine.DataVolume.RemoveAsync(engine, buildId, token)),
                 RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
         }
     }
 
-    private sealed class DataVolumeGuard(Settings.DockerEndpoint endpoint, string buildId) : IDisposable
-    {
-        public void Dispose()
-        {
-            try
-            {
-                using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-                using var engine = Engine.DockerEngine.ConnectAsync(endpoint, bound.Token).GetAwaiter().GetResult();
-                Engine.DataVolume.RemoveAsync(engine, buildId, bound.Token).GetAwaiter().GetResult();
-            }
-            catch (Exception)
-            {
-                // The build is over; Stage0 of the next build reaps what could not be removed here.
-            }
-        }
-    }
 
     /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>
     protected static CancellationToken CleanupToken() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;

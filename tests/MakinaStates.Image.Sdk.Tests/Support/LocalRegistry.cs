@@ -67,10 +67,7 @@ public sealed class LocalRegistry : IDisposable
               addr: 127.0.0.1:{port}
             {auth}
             """);
-        var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add($"exec {binary} serve {directory}/config.yml > {directory}/registry.log 2>&1 < /dev/null");
-        var registry = new LocalRegistry(directory, port, Process.Start(start)!, username, password);
+        var registry = new LocalRegistry(directory, port, HostProcess.StartDaemon($"{binary} serve {directory}/config.yml", $"{directory}/registry.log"), username, password);
         using var http = new HttpClient();
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)

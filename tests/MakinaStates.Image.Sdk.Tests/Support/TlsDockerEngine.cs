@@ -68,14 +68,11 @@ public sealed class TlsDockerEngine : IAsyncDisposable
         HostProcess.Run("ip", "link", "set", bridge, "up");
         File.WriteAllText(Path.Combine(directory, "daemon.json"), "{}");
 
-        var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(string.Join(' ', "exec dockerd",
+        var daemon = HostProcess.StartDaemon(string.Join(' ', "dockerd",
             $"--config-file {directory}/daemon.json --data-root {directory}/data --exec-root {directory}/exec --pidfile {directory}/dockerd.pid",
             $"-H tcp://127.0.0.1:{port} -H tcp://127.0.0.2:{port} --tlsverify --tlscacert {directory}/server/ca.pem --tlscert {directory}/server/cert.pem --tlskey {directory}/server/key.pem",
-            $"--bridge={bridge} --iptables=false --ip-masq=false --containerd-namespace msimage-{suffix} --containerd-plugins-namespace msimage-{suffix}-plugins",
-            $"> {directory}/dockerd.log 2>&1 < /dev/null"));
-        var daemon = Process.Start(start)!;
+            $"--bridge={bridge} --iptables=false --ip-masq=false --containerd-namespace msimage-{suffix} --containerd-plugins-namespace msimage-{suffix}-plugins"),
+            $"{directory}/dockerd.log");
         var engine = new TlsDockerEngine(directory, port, daemon, bridge);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
@@ -144,23 +141,12 @@ public sealed class TlsDockerEngine : IAsyncDisposable
             }
         }
         _daemon.Dispose();
-        RunQuietly("ip", "link", "del", _bridge);
+        HostProcess.RunIgnoringFailure("ip", "link", "del", _bridge);
         // Mounts the daemon may leave (the default network namespace) would keep the folder from being removed.
         foreach (var mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1]).Where(m => m.StartsWith(Directory + "/", StringComparison.Ordinal)).Reverse())
         {
-            RunQuietly("umount", "-l", mount);
+            HostProcess.RunIgnoringFailure("umount", "-l", mount);
         }
-        RunQuietly("rm", "-rf", Directory);
-    }
-
-    private static void RunQuietly(string program, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using var process = Process.Start(start)!;
-        process.WaitForExit();
+        HostProcess.RunIgnoringFailure("rm", "-rf", Directory);
     }
 }
