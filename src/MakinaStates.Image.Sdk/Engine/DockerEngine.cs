@@ -103,6 +103,14 @@ public sealed class DockerEngine : IDisposable
         return null;
     }
 
+    /// <summary>How systemd in a stage container gets its cgroup on this engine (its host's cgroup version, its API).</summary>
+    public async Task<SystemdCgroupAccess> SystemdCgroupAccessAsync(CancellationToken cancellationToken)
+    {
+        var info = await Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
+        var version = await Client.System.GetVersionAsync(cancellationToken).ConfigureAwait(false);
+        return SystemdCgroupAccessChoice.Choose(info.CgroupVersion, version.APIVersion);
+    }
+
     public async Task<ImageInspectResponse?> TryInspectImageAsync(string reference, CancellationToken cancellationToken)
     {
         try

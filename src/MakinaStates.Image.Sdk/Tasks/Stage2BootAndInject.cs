@@ -84,8 +84,9 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     {
 
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
-        var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion);
+        var cgroupAccess = await engine.SystemdCgroupAccessAsync(cancellationToken).ConfigureAwait(false);
+        Log.LogMessage(MessageImportance.Normal, "Stage2: systemd's cgroup: {0}.", cgroupAccess);
+        var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), cgroupAccess);
         var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
         try
