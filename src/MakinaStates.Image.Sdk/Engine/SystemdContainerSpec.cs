@@ -11,7 +11,7 @@ public static class SystemdContainerSpec
     public const string StopSignal = "SIGRTMIN+3";
 
     public static CreateContainerParameters Create(string image, string name, IList<string> command, IDictionary<string, string> labels,
-        SystemdCgroupAccess cgroupAccess, IList<string>? environment = null)
+        SystemdCgroupAccess cgroupAccess, IList<string>? environment = null, bool consoleTty = true)
     {
         var hostConfig = new HostConfig
         {
@@ -43,8 +43,9 @@ public static class SystemdContainerSpec
             Cmd = command,
             Env = ["container=docker", .. environment ?? []],
             // systemd as PID 1 writes to /dev/console only, which a container has only with a tty: without one, a
-            // failed boot has no words in the container's log. (The commit sets its own config: Tty is not kept.)
-            Tty = true,
+            // failed boot has no words in the container's log. (The commit sets its own config: Tty is not kept.
+            // Not on Podman, whose commit would keep the TERM=xterm it adds for a tty.)
+            Tty = consoleTty,
             Labels = labels,
             StopSignal = StopSignal,
             HostConfig = hostConfig,

@@ -21,5 +21,9 @@ public static class TestAssembly
 
     /// <summary>Engines shared by several test classes stop with the run.</summary>
     [AssemblyCleanup]
-    public static async Task StopSharedEngines() => await SharedCgroupV2Engine.StopAsync();
+    public static async Task StopSharedEngines()
+    {
+        await SharedCgroupV2Engine.StopAsync();
+        await SharedPodmanService.StopAsync();
+    }
 }
