@@ -36,6 +36,7 @@ public static class MsiCodes
     public const string EngineTlsFilesInvalid = "MSI0106";
     public const string DockerContextInvalid = "MSI0107";
     public const string EngineDoesNotShareFiles = "MSI0108";
+    public const string EngineCannotRunSystemd = "MSI0109";
 
     public const string BaseCreationFailed = "MSI1001";
     public const string BaseImportFailed = "MSI1002";

@@ -133,7 +133,7 @@ public sealed class DockerEngine : IDisposable
 
     /// <summary>What the engine is (Docker or Podman, version, cgroups, rootless), asked once per connection.</summary>
     public async Task<EngineIdentity> IdentityAsync(CancellationToken cancellationToken) =>
-        _identity ??= await EngineIdentity.ReadAsync(Client, cancellationToken).ConfigureAwait(false);
+        _identity ??= await EngineIdentity.ReadAsync(Client, EngineProcess.Of(Endpoint), cancellationToken).ConfigureAwait(false);
 
     /// <summary>How systemd in a stage container gets its cgroup on this engine (its host's cgroup version, its API).</summary>
     public async Task<SystemdCgroupAccess> SystemdCgroupAccessAsync(CancellationToken cancellationToken) =>

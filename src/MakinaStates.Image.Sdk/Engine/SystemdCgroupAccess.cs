@@ -21,6 +21,12 @@ public enum SystemdCgroupAccess
     /// cgroup (/docker/&lt;id&gt;); in a private namespace it would take the host's root init.scope instead.
     /// </summary>
     HostTreeReadWrite,
+
+    /// <summary>
+    /// cgroup v2, Podman (rootful or rootless): a private cgroup namespace and nothing else. Podman's systemd mode (a
+    /// command that is an init or systemd) mounts the container's own cgroup writable; the host's tree stays out.
+    /// </summary>
+    PodmanSystemdMode,
 }
 
 public static class SystemdCgroupAccessChoice
@@ -28,11 +34,16 @@ public static class SystemdCgroupAccessChoice
     /// <summary>The first Docker API version with <c>writable-cgroups</c> (Engine 28.0).</summary>
     public static readonly Version WritableCgroupsApi = new(1, 48);
 
-    public static SystemdCgroupAccess Choose(string? cgroupVersion, string? apiVersion)
+    public static SystemdCgroupAccess Choose(string? cgroupVersion, string? apiVersion, bool podman = false)
     {
         if (cgroupVersion != "2")
         {
             return SystemdCgroupAccess.HostTreeReadOnly;
+        }
+        if (podman)
+        {
+            // Podman answers API 1.41 whatever its version, and has its own way.
+            return SystemdCgroupAccess.PodmanSystemdMode;
         }
         return Version.TryParse(apiVersion, out var api) && api >= WritableCgroupsApi
             ? SystemdCgroupAccess.PrivateWritable

@@ -27,6 +27,9 @@ public static class SystemdContainerSpec
                 hostConfig.CgroupnsMode = "private";
                 hostConfig.SecurityOpt = ["writable-cgroups=true"];
                 break;
+            case SystemdCgroupAccess.PodmanSystemdMode:
+                hostConfig.CgroupnsMode = "private";
+                break;
             case SystemdCgroupAccess.HostTreeReadWrite:
                 hostConfig.CgroupnsMode = "host";
                 hostConfig.Binds = ["/sys/fs/cgroup:/sys/fs/cgroup:rw"];

@@ -160,6 +160,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.High, "Engine: {0}; {1}{2}.", engine.Endpoint.Describe(), identity.Describe(),
             engine.SharesHostFileSystem ? "" : "; not on this machine, so the data dir and the injected tree are uploaded");
+        identity.ThrowIfRootlessWithoutCgroup();
         foreach (var reaped in await BuildOwnership.ReapOrphansAsync(engine, cancellationToken).ConfigureAwait(false))
         {
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);

@@ -20,6 +20,28 @@ public sealed class SystemdCgroupAccessTests
         Assert.AreEqual(expected, SystemdCgroupAccessChoice.Choose(cgroupVersion, apiVersion));
 
     [TestMethod]
+    public void Podman_on_cgroup_v2_gets_its_own_systemd_mode_and_on_v1_the_read_only_tree()
+    {
+        Assert.AreEqual(SystemdCgroupAccess.PodmanSystemdMode, SystemdCgroupAccessChoice.Choose("2", "1.41", podman: true));
+        Assert.AreEqual(SystemdCgroupAccess.HostTreeReadOnly, SystemdCgroupAccessChoice.Choose("1", "1.41", podman: true));
+        var host = Spec(SystemdCgroupAccess.PodmanSystemdMode).HostConfig!;
+        Assert.AreEqual("private", host.CgroupnsMode);
+        Assert.IsNull(host.Binds, "Podman mounts the container's own cgroup; the host's tree stays out");
+        Assert.IsNull(host.SecurityOpt);
+    }
+
+    [TestMethod]
+    public void A_rootless_engine_on_cgroup_v1_is_MSI0109_and_a_rootful_one_is_not()
+    {
+        var error = Assert.ThrowsExactly<MakinaStates.Image.Sdk.Diagnostics.ImageBuildException>(
+            () => new EngineIdentity("Podman", "4.3.1", "1.41", "1", Rootless: true).ThrowIfRootlessWithoutCgroup());
+        Assert.AreEqual("MSI0109", error.Code);
+        StringAssert.Contains(error.Message, "cgroup v2");
+        new EngineIdentity("Podman", "4.3.1", "1.41", "1", Rootless: false).ThrowIfRootlessWithoutCgroup();
+        new EngineIdentity("Podman", "4.3.1", "1.41", "2", Rootless: true).ThrowIfRootlessWithoutCgroup();
+    }
+
+    [TestMethod]
     public void Cgroup_v1_binds_the_hierarchy_read_only()
     {
         var host = Spec(SystemdCgroupAccess.HostTreeReadOnly).HostConfig!;
