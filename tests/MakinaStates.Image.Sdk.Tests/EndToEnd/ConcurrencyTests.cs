@@ -99,8 +99,10 @@ public sealed class ConcurrencyTests
             await using var events = EngineEvents.Record(docker, $"{BuildLabels.Image}={image}");
             await using var first = DotnetBuild.Running.Start(project.ProjectFile);
             var firstContainer = await WaitInStage3Async(first);
-            await using var second = DotnetBuild.Running.Start(project.ProjectFile);
-            await second.WaitForOutputAsync("another build holds the lock for image", TimeSpan.FromMinutes(2));
+            // Forced: once the first build is done, the second would find its candidate up to date and start nothing.
+            await using var second = DotnetBuild.Running.Start(project.ProjectFile, ["-p:MsForceRebuild=true"]);
+            // It waits for the lock or, if it does not wait, reaches its own stage3.sh while the first is still in its.
+            await second.WaitForOutputAsync(TimeSpan.FromMinutes(2), "another build holds the lock for image", "stage3 waits in ");
             await ReleaseStage3Async(docker, firstContainer);
             var firstResult = await first.CompleteAsync(TimeSpan.FromMinutes(5));
             Assert.IsTrue(firstResult.Succeeded, firstResult.Output);
@@ -115,9 +117,12 @@ public sealed class ConcurrencyTests
                 pick(recorded.Where(e => e.Action == action && e.Actor.Attributes[BuildLabels.BuildId] == buildId).Select(e => e.TimeNano ?? 0));
             var firstEnded = Time(firstResult.BuildId!, "destroy", t => t.Max());
             var secondStarted = Time(secondResult.BuildId!, "create", t => t.Min());
-            Assert.IsTrue(firstEnded < secondStarted, $"the builds overlapped on the engine: the first removed its last container at {firstEnded}, the second created one at {secondStarted}");
+            static string At(long nanoseconds) => DateTimeOffset.FromUnixTimeMilliseconds(nanoseconds / 1_000_000).ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+            Assert.IsTrue(firstEnded < secondStarted,
+                $"the builds overlapped on the engine: the second created a container at {At(secondStarted)}, the first removed its last at {At(firstEnded)}");
             Assert.AreEqual(secondContainer, (await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/built-by"))?.Trim(),
                 "the candidate is not the last build's whole work");
+            StringAssert.Contains(secondResult.Output, "another build holds the lock for image", "the second build did not wait for the first");
         }
         finally
         {
