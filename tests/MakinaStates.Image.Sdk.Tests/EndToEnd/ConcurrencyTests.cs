@@ -51,7 +51,7 @@ public sealed class ConcurrencyTests
             Assert.AreEqual(0, Syscall.stat(tarball, out var made));
             lock (appearances)
             {
-                CollectionAssert.AreEqual(new[] { made.st_ino }, appearances, "the shared base tarball must be made once, and be the one left");
+                CollectionAssert.AreEqual(new[] { made.st_ino }, appearances, $"the shared base tarball must be made once, and be the one left (it appeared {appearances.Count} times)");
             }
             // The engine agrees: the three stage1 images start from one imported base (its single layer comes first).
             var baseLayers = new HashSet<string>();
