@@ -57,8 +57,9 @@ public sealed partial class IncrementalBuildTests
             var beforeForced = await TestDocker.ImageIdAsync(docker, $"{image}:candidate");
             await using var events = EngineEvents.Record(docker, $"{BuildLabels.Image}={image}");
             var forced = await project.BuildAsync("-p:MsForceRebuild=true");
-            var created = (await events.StopAsync()).Where(e => e.Action == "create").Select(e => e.Actor.Attributes[BuildLabels.Stage]);
+            var recorded = await events.StopAsync();
             Assert.IsTrue(forced.Succeeded, forced.Output);
+            var created = recorded.Where(e => e.Action == "create" && e.Actor.Attributes[BuildLabels.BuildId] == forced.BuildId).Select(e => e.Actor.Attributes[BuildLabels.Stage]);
             CollectionAssert.Contains(created.ToList(), "stage2", "MsForceRebuild started no build container");
             Assert.AreNotEqual(beforeForced, await TestDocker.ImageIdAsync(docker, $"{image}:candidate"), "MsForceRebuild committed no new candidate");
             Assert.IsFalse(SummaryOf(forced).StartsWith("up to date", StringComparison.Ordinal), "MsForceRebuild did not rebuild");

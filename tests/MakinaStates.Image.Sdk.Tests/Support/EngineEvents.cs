@@ -22,7 +22,7 @@ public sealed class EngineEvents : IAsyncDisposable
         _client = client;
         _label = label;
         // The engine replays events from 'since' on: none is lost while the stream is being opened.
-        _since = Timestamp(DateTimeOffset.UtcNow.AddSeconds(-1));
+        _since = Timestamp(DateTimeOffset.UtcNow);
         _monitor = client.System.MonitorEventsAsync(Parameters(null), new Recorder(_events), _stop.Token);
     }
 
