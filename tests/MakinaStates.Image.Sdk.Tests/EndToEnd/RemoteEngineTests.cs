@@ -253,8 +253,9 @@ public sealed class RemoteEngineTests
             Assert.IsTrue(uploaded.Succeeded, uploaded.Output);
             StringAssert.Contains(uploaded.Output, "not on this machine, so the data dir and the injected tree are uploaded");
             StringAssert.Contains(uploaded.Output, "probe: only-in-the-namespace");
+            Assert.IsNotNull(uploaded.BuildId, "Stage0 printed no build id, so the data volume's name is unknown");
             var volumes = await local.Volumes.ListAsync(CancellationToken.None);
-            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name == DataVolume.Name(uploaded.BuildId!)) ?? false, "the data volume was left");
+            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name == DataVolume.Name(uploaded.BuildId)) ?? false, "the data volume was left");
         }
         finally
         {
