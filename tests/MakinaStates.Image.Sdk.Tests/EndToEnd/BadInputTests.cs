@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MakinaStates.Image.Sdk.Tests.Support;
 
 namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
@@ -37,18 +36,21 @@ public sealed class BadInputTests
     {
         Repository.RequirePackedSdk();
         using var project = new ImageProject("makinastates/unreachable-engine");
-        // A port nothing listens on, and a host that never answers (TEST-NET-1 is not routed).
-        foreach (var endpoint in new[] { "tcp://127.0.0.1:1", "unix:///nonexistent/docker.sock" })
+        // An engine that never answers: the kernel accepts the connection into the backlog, nothing ever reads it.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var silentEndpoint = $"tcp://127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}";
+        // Then a port nothing listens on, and a socket that does not exist.
+        foreach (var endpoint in new[] { silentEndpoint, $"tcp://127.0.0.1:{TestDocker.FreeLoopbackPort()}", "unix:///nonexistent/docker.sock" })
         {
-            var watch = Stopwatch.StartNew();
             var build = await project.BuildAsync($"-p:MsDockerHost={endpoint}");
             Assert.IsFalse(build.Succeeded);
             StringAssert.Contains(build.Output, "error MSI0101");
-            StringAssert.Contains(build.Output, endpoint.Replace("tcp://", "tcp://"));
+            StringAssert.Contains(build.Output, endpoint);
             StringAssert.Contains(build.Output, "DOCKER_HOST");
-            // The whole dotnet build (startup included) stays within the bound.
-            Assert.IsTrue(watch.Elapsed < TimeSpan.FromSeconds(10) + TimeSpan.FromSeconds(8), $"took {watch.Elapsed}");
-            Assert.IsTrue(build.Duration < TimeSpan.FromSeconds(20), $"took {build.Duration}");
+            // What the user waits for: the whole dotnet build, its start included.
+            Console.WriteLine($"{endpoint}: MSI0101 after {build.Duration.TotalSeconds:0.0} s");
+            Assert.IsTrue(build.Duration < TimeSpan.FromSeconds(10), $"{endpoint}: took {build.Duration}");
         }
     }
 
@@ -92,9 +94,7 @@ public sealed class BadInputTests
             StringAssert.Contains(failed.Output, "exit code 7");
             StringAssert.Contains(failed.Output, "the marker line before failing");
 
-            Assert.IsNotNull(failed.BuildId);
-            var left = await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={failed.BuildId}");
-            Assert.AreEqual(0, left.Count, "a stage container was left behind");
+            await TestDocker.AssertNoStageContainerAsync(docker, image);
             Assert.AreEqual(candidateBefore, await TestDocker.ImageIdAsync(docker, $"{image}:candidate"), "the previous candidate changed");
         }
         finally

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Tests.Support;
 
 namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
@@ -46,13 +47,21 @@ public sealed partial class IncrementalBuildTests
             File.SetLastWriteTimeUtc(page, DateTime.UtcNow.AddMinutes(-5));
             StringAssert.StartsWith(SummaryOf(await project.BuildAsync()), "up to date");
             File.WriteAllText(page, "two\n");
+            var stage1 = await TestDocker.ImageIdAsync(docker, $"{image}-stage1:latest");
             var changed = await project.BuildAsync();
             Assert.IsTrue(changed.Succeeded, changed.Output);
+            Assert.AreEqual(stage1, await TestDocker.ImageIdAsync(docker, $"{image}-stage1:latest"), "the stage1 image was not reused");
             StringAssert.Contains(SummaryOf(changed), "(reused)");
             Assert.AreEqual("two\n", await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/page.txt"));
 
+            var beforeForced = await TestDocker.ImageIdAsync(docker, $"{image}:candidate");
+            await using var events = EngineEvents.Record(docker, $"{BuildLabels.Image}={image}");
             var forced = await project.BuildAsync("-p:MsForceRebuild=true");
+            var recorded = await events.StopAsync();
             Assert.IsTrue(forced.Succeeded, forced.Output);
+            var created = recorded.Where(e => e.Action == "create" && e.Actor.Attributes[BuildLabels.BuildId] == forced.BuildId).Select(e => e.Actor.Attributes[BuildLabels.Stage]);
+            CollectionAssert.Contains(created.ToList(), "stage2", "MsForceRebuild started no build container");
+            Assert.AreNotEqual(beforeForced, await TestDocker.ImageIdAsync(docker, $"{image}:candidate"), "MsForceRebuild committed no new candidate");
             Assert.IsFalse(SummaryOf(forced).StartsWith("up to date", StringComparison.Ordinal), "MsForceRebuild did not rebuild");
         }
         finally

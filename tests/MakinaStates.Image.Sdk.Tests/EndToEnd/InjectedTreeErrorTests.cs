@@ -47,7 +47,7 @@ public sealed class InjectedTreeErrorTests
         Repository.RequirePackedSdk();
         if (Syscall.geteuid() != 0)
         {
-            Assert.Inconclusive("needs root to make a file another account cannot read");
+            TestDocker.MissingPrerequisite("needs root to make a file another account cannot read and to build as 'nobody'");
         }
         using var project = new ImageProject("makinastates/test-unreadable");
         var secret = project.Write("injected_volumes/etc/secret.key", "root only\n");

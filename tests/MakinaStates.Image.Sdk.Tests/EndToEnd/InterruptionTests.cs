@@ -23,14 +23,13 @@ public sealed class InterruptionTests
         {
             await using var build = DotnetBuild.Running.Start(project.ProjectFile);
             await build.WaitForOutputAsync("stage3 is sleeping", TimeSpan.FromMinutes(5));
-            var buildId = DotnetBuild.FindBuildId(build.Output)!;
-            Assert.AreEqual(1, (await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={buildId}")).Count);
+            Assert.AreEqual(1, (await TestDocker.StageContainersAsync(docker, image)).Count);
 
             Assert.AreEqual(0, Syscall.kill(build.Process.Id, signal));
             var signalled = DateTime.UtcNow;
-            while ((await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={buildId}")).Count > 0)
+            while ((await TestDocker.StageContainersAsync(docker, image)).Count > 0)
             {
-                Assert.IsTrue(DateTime.UtcNow - signalled < TimeSpan.FromSeconds(10), $"containers of build {buildId} still exist 10 s after {signal}");
+                Assert.IsTrue(DateTime.UtcNow - signalled < TimeSpan.FromSeconds(10), $"stage containers of {image} still exist 10 s after {signal}");
                 await Task.Delay(200);
             }
             var result = await build.CompleteAsync(TimeSpan.FromSeconds(60));
@@ -57,7 +56,7 @@ public sealed class InterruptionTests
             await using (var build = DotnetBuild.Running.Start(project.ProjectFile))
             {
                 await build.WaitForOutputAsync("stage3 is sleeping", TimeSpan.FromMinutes(5));
-                buildId = DotnetBuild.FindBuildId(build.Output)!;
+                buildId = DotnetBuild.FindBuildId(build.Output) ?? throw new AssertFailedException($"no build id printed:\n{build.Output}");
                 Assert.AreEqual(0, Syscall.kill(build.Process.Id, Signum.SIGKILL));
                 await build.Process.WaitForExitAsync();
             }

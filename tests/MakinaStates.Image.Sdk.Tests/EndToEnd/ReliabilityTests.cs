@@ -12,25 +12,18 @@ public sealed class ReliabilityTests
 {
     private static string UniqueImage(string name) => $"makinastates/test-{name}-{Guid.NewGuid():N}"[..40];
 
-    private static async Task AssertNothingLeftAsync(Docker.DotNet.DockerClient docker, DotnetBuild build)
-    {
-        if (build.BuildId is { } id)
-        {
-            Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={id}")).Count, "a container was left behind");
-        }
-    }
-
     [TestMethod]
     public async Task Empty_command_is_MSI0003()
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
-        using var project = new ImageProject(UniqueImage("no-command"));
+        var image = UniqueImage("no-command");
+        using var project = new ImageProject(image);
         var build = await project.BuildAsync("-p:MsCommand=");
         Assert.IsFalse(build.Succeeded);
         StringAssert.Contains(build.Output, "error MSI0003");
         StringAssert.Contains(build.Output, "MsCommand");
-        await AssertNothingLeftAsync(docker, build);
+        await TestDocker.AssertNoStageContainerAsync(docker, image);
     }
 
     [TestMethod]
@@ -125,8 +118,8 @@ public sealed class ReliabilityTests
             var build = await project.BuildAsync();
             Assert.IsFalse(build.Succeeded);
             StringAssert.Contains(build.Output, "the user's hook failed");
-            Assert.IsNotNull(build.BuildId);
-            await AssertNothingLeftAsync(docker, build);
+            Assert.IsNotNull(build.BuildId, "the build did not reach Stage2");
+            await TestDocker.AssertNoStageContainerAsync(docker, image);
         }
         finally
         {
@@ -162,7 +155,7 @@ public sealed class ReliabilityTests
             StringAssert.Contains(failed.Output, "error MSI1002");
             StringAssert.Contains(failed.Output, tarball);
             StringAssert.Contains(failed.Output, "delete it");
-            await AssertNothingLeftAsync(docker, failed);
+            await TestDocker.AssertNoStageContainerAsync(docker, image);
 
             var again = await project.BuildAsync($"-p:MsDataDir={data}", $"-p:MsStagePath={stagePath}");
             Assert.IsFalse(again.Succeeded, "a corrupt tarball must not be used by a later build either");
@@ -184,13 +177,14 @@ public sealed class ReliabilityTests
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
-        using var project = new ImageProject(UniqueImage("data-dir"));
+        var image = UniqueImage("data-dir");
+        using var project = new ImageProject(image);
         // Not even root can create a folder in /proc.
         var build = await project.BuildAsync("-p:MsDataDir=/proc/makinastates-data");
         Assert.IsFalse(build.Succeeded);
         StringAssert.Contains(build.Output, "error MSI0005");
         StringAssert.Contains(build.Output, "/proc/makinastates-data");
-        await AssertNothingLeftAsync(docker, build);
+        await TestDocker.AssertNoStageContainerAsync(docker, image);
     }
 
     [TestMethod]

@@ -57,8 +57,7 @@ public sealed class RemoteEngineTests
         Assert.IsNull(await TestDocker.ImageIdAsync(local, candidate.ID), "the remote build's image is on the local engine");
 
         // Nothing of the build is left on the remote engine: containers, the data volume.
-        Assert.IsNotNull(build.BuildId);
-        Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(remote.Client, $"{BuildLabels.BuildId}={build.BuildId}")).Count);
+        await TestDocker.AssertNoStageContainerAsync(remote.Client, SampleImage);
         var volumes = await remote.Client.Volumes.ListAsync(CancellationToken.None);
         Assert.IsFalse(volumes.Volumes?.Any(v => v.Name.StartsWith("makinastates-data-", StringComparison.Ordinal)) ?? false,
             string.Join(", ", volumes.Volumes?.Select(v => v.Name) ?? []));
@@ -223,7 +222,8 @@ public sealed class RemoteEngineTests
     {
         // The build runs in its own mount namespace where the data dir is a tmpfs: the local engine cannot see it, as
         // when a CI job container is given the host's socket.
-        using var project = new ImageProject("makinastates/forwarded-socket-test");
+        var image = $"makinastates/test-forwarded-socket-{Guid.NewGuid():N}"[..48];
+        using var project = new ImageProject(image);
         var hidden = Directory.CreateDirectory(Path.Combine(project.Directory, "hidden")).FullName;
         var sharedBase = System.Text.RegularExpressions.Regex.Match(s_sample!.Output, @"MS_BASEIMAGE\s+(\S+)").Groups[1].Value;
         Assert.IsTrue(File.Exists(sharedBase), s_sample.Output);
@@ -239,7 +239,7 @@ public sealed class RemoteEngineTests
             StringAssert.Contains(refused.Output, "error MSI0108");
             StringAssert.Contains(refused.Output, "bind source path does not exist");
             StringAssert.Contains(refused.Output, "Set MsDockerRemote=true");
-            Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(local, $"{BuildLabels.BuildId}={refused.BuildId}")).Count);
+            await TestDocker.AssertNoStageContainerAsync(local, image);
 
             // Worse: the engine's machine has a folder of the same name. It would be mounted silently; the marker tells.
             Directory.CreateDirectory(Path.Combine(hidden, "data"));
@@ -247,18 +247,19 @@ public sealed class RemoteEngineTests
             Assert.IsFalse(foreign.Succeeded, foreign.Output);
             StringAssert.Contains(foreign.Output, "error MSI0108");
             StringAssert.Contains(foreign.Output, "is not this machine's");
-            Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(local, $"{BuildLabels.BuildId}={foreign.BuildId}")).Count);
+            await TestDocker.AssertNoStageContainerAsync(local, image);
 
             var uploaded = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={hidden}/data", "-p:MsDockerRemote=true"], launcher: launcher);
             Assert.IsTrue(uploaded.Succeeded, uploaded.Output);
             StringAssert.Contains(uploaded.Output, "not on this machine, so the data dir and the injected tree are uploaded");
             StringAssert.Contains(uploaded.Output, "probe: only-in-the-namespace");
+            Assert.IsNotNull(uploaded.BuildId, "Stage0 printed no build id, so the data volume's name is unknown");
             var volumes = await local.Volumes.ListAsync(CancellationToken.None);
-            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name == DataVolume.Name(uploaded.BuildId!)) ?? false, "the data volume was left");
+            Assert.IsFalse(volumes.Volumes?.Any(v => v.Name == DataVolume.Name(uploaded.BuildId)) ?? false, "the data volume was left");
         }
         finally
         {
-            await TestDocker.RemoveProjectImagesAsync(local, "makinastates/forwarded-socket-test");
+            await TestDocker.RemoveProjectImagesAsync(local, image);
         }
     }
 }

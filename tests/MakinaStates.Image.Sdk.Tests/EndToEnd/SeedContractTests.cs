@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Tests.Support;
 
 namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
@@ -67,16 +67,27 @@ public sealed class SeedContractTests
         var image = UniqueImage("stage1-cache");
         using var project = new ImageProject(image);
         project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho one\n", executable: true);
+        var page = project.Write("injected_volumes/srv/page.txt", "one\n");
         try
         {
-            Assert.IsTrue((await project.BuildAsync()) is { Succeeded: true });
+            var initial = await project.BuildAsync();
+            Assert.IsTrue(initial.Succeeded, initial.Output);
             var first = await docker.Images.InspectImageAsync($"{image}-stage1:latest");
             var firstKey = first.Config!.Labels!["io.makinastates.stage1-key"];
+            var firstCandidate = await TestDocker.ImageIdAsync(docker, $"{image}:candidate");
 
+            // A changed injected file is not a stage1 input: the build runs Stage1, which must reuse the image.
+            File.WriteAllText(page, "two\n");
+            await using var events = EngineEvents.Record(docker, $"{BuildLabels.Image}={image}");
             var second = await project.BuildAsync();
+            var recorded = await events.StopAsync();
             Assert.IsTrue(second.Succeeded, second.Output);
-            StringAssert.Contains(second.Output, "is up to date");
-            Assert.AreEqual(first.ID, (await docker.Images.InspectImageAsync($"{image}-stage1:latest")).ID);
+            var stages = recorded.Where(e => e.Action == "create" && e.Actor.Attributes[BuildLabels.BuildId] == second.BuildId).Select(e => e.Actor.Attributes[BuildLabels.Stage]).ToList();
+            Assert.AreEqual(first.ID, (await docker.Images.InspectImageAsync($"{image}-stage1:latest")).ID, "the stage1 image was replaced");
+            CollectionAssert.AreEqual(new[] { "stage2" }, stages, "the second build's containers");
+            Assert.AreNotEqual(firstCandidate, await TestDocker.ImageIdAsync(docker, $"{image}:candidate"), "stages 2 and 3 did not run");
+            Assert.AreEqual("two\n", await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/page.txt"));
+            StringAssert.Contains(second.Output, $"Stage1: {image}-stage1:latest is up to date");
 
             project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho two\n", executable: true);
             var third = await project.BuildAsync();
@@ -123,13 +134,14 @@ public sealed class SeedContractTests
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
-        using var project = new ImageProject(UniqueImage("no-base"));
+        var image = UniqueImage("no-base");
+        using var project = new ImageProject(image);
         // A registry on a loopback port nothing listens on: the pull fails at once, and no traffic leaves the host.
         var build = await project.BuildAsync("-p:MsBase=127.0.0.1:1/nosuch/base:1");
         Assert.IsFalse(build.Succeeded);
         StringAssert.Contains(build.Output, "error MSI1003");
         StringAssert.Contains(build.Output, "'127.0.0.1:1/nosuch/base:1'");
-        Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={build.BuildId}")).Count);
+        await TestDocker.AssertNoStageContainerAsync(docker, image);
     }
 
     [TestMethod]
@@ -149,22 +161,18 @@ public sealed class SeedContractTests
             if touch /docker/data/should-fail 2>/dev/null; then echo "data dir is writable"; exit 1; fi
             test -f /docker/injected_volumes/srv/injected.txt
             test -f /docker/injected_volumes/bootstrap_scripts/stage3.sh
-            sleep 4
             """, executable: true);
         project.Write("injected_volumes/srv/injected.txt", "x\n");
         try
         {
-            var buildTask = project.BuildAsync($"-p:MsDockerArgs=\"-e 'GREETING=hello world' --label {label} --cap-add SYS_PTRACE\"");
-            var labelled = false;
-            while (!buildTask.IsCompleted)
-            {
-                var containers = await TestDocker.ContainersWithLabelAsync(docker, label);
-                labelled |= containers.Any(c => c.Labels.ContainsKey("io.makinastates.build-id"));
-                await Task.Delay(250);
-            }
-            var build = await buildTask;
+            // The engine's create events carry each container's labels: no container has to live long enough to be seen.
+            await using var events = EngineEvents.Record(docker, label);
+            var build = await project.BuildAsync($"-p:MsDockerArgs=\"-e 'GREETING=hello world' --label {label} --cap-add SYS_PTRACE\"");
+            var created = (await events.StopAsync()).Where(e => e.Action == "create").ToList();
             Assert.IsTrue(build.Succeeded, build.Output);
-            Assert.IsTrue(labelled, "no stage container carried the --label of MsDockerArgs");
+            Assert.IsTrue(created.Count > 0, "no stage container carried the --label of MsDockerArgs");
+            Assert.IsTrue(created.All(e => e.Actor.Attributes.TryGetValue(BuildLabels.BuildId, out var id) && id == build.BuildId),
+                "a container with the --label of MsDockerArgs is not a stage container of this build");
             StringAssert.Contains(build.Output, "GREETING=hello world");
             StringAssert.Contains(build.Output, $"container=docker MS_IMAGE={image} MS_OS_RELEASE=bookworm");
 
@@ -227,18 +235,17 @@ public sealed class SeedContractTests
                 Assert.IsTrue(File.Exists(Path.Combine(scripts, name)), name);
             }
             Assert.AreEqual(File.ReadAllText(Path.Combine(project.Directory, "image_rootfs/bootstrap_scripts/stage3.sh")), File.ReadAllText(Path.Combine(scripts, "stage3.sh")));
-            var written = Directory.GetFiles(scripts).ToDictionary(f => f, File.GetLastWriteTimeUtc);
+            // Backdated: a rewrite, however soon, gives a file a new mtime.
+            var backdated = DateTime.UtcNow.AddHours(-1);
+            var placed = Directory.GetFiles(scripts).Where(f => !f.EndsWith(".makinastates-generated", StringComparison.Ordinal)).ToList();
+            placed.ForEach(f => File.SetLastWriteTimeUtc(f, backdated));
 
-            await Task.Delay(1100);
             // Forced: an unchanged project is otherwise up to date and runs no stage.
             var second = await project.BuildAsync("-p:MsForceRebuild=true");
             Assert.IsTrue(second.Succeeded, second.Output);
-            foreach (var (file, time) in written)
+            foreach (var file in placed)
             {
-                if (!file.EndsWith(".makinastates-generated", StringComparison.Ordinal))
-                {
-                    Assert.AreEqual(time, File.GetLastWriteTimeUtc(file), $"{file} was rewritten although unchanged");
-                }
+                Assert.AreEqual(backdated, File.GetLastWriteTimeUtc(file), $"{file} was rewritten although unchanged");
             }
 
             string Names(DotnetBuild build) => build.Output.Split('\n').First(l => l.Contains("stage3: names", StringComparison.Ordinal)).Trim();

@@ -77,7 +77,7 @@ public sealed class Stage0BuilderTests
             StringAssert.Contains(skipped.Output, "error MSI1006");
             StringAssert.Contains(skipped.Output, "makinastates/no-such-builder:1");
             Assert.IsTrue(File.Exists(tarball), "a failed rebuild must keep the existing tarball");
-            Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(docker, $"io.makinastates.build-id={skipped.BuildId}")).Count);
+            await TestDocker.AssertNoStageContainerAsync(docker, image);
         }
         finally
         {

@@ -78,14 +78,22 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
         }
 
         /// <summary>Waits until the output holds <paramref name="text"/>; fails if the build ends first.</summary>
-        public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+        public Task WaitForOutputAsync(string text, TimeSpan timeout) => WaitForOutputAsync(timeout, text);
+
+        /// <summary>Waits until the output holds one of <paramref name="texts"/> and returns it; fails if the build ends first.</summary>
+        public async Task<string> WaitForOutputAsync(TimeSpan timeout, params string[] texts)
         {
             var deadline = DateTime.UtcNow + timeout;
-            while (!Output.Contains(text, StringComparison.Ordinal))
+            while (true)
             {
+                var output = Output;
+                if (texts.FirstOrDefault(t => output.Contains(t, StringComparison.Ordinal)) is { } seen)
+                {
+                    return seen;
+                }
                 if (Process.HasExited || DateTime.UtcNow > deadline)
                 {
-                    Assert.Fail($"'{text}' never appeared:\n{Output}");
+                    Assert.Fail($"none of '{string.Join("', '", texts)}' appeared:\n{output}");
                 }
                 await Task.Delay(100);
             }

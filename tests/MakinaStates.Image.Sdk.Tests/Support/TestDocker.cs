@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Engine;
@@ -27,7 +28,11 @@ public static class TestDocker
         }
     }
 
-    /// <summary>Something a test needs is not on this machine: fails in CI (CI=true), inconclusive elsewhere.</summary>
+    /// <summary>
+    /// Something a test needs is not on this machine: fails in CI (CI=true), inconclusive elsewhere. Every skip goes
+    /// through here, never through Assert.Inconclusive itself.
+    /// </summary>
+    [DoesNotReturn]
     public static void MissingPrerequisite(string message)
     {
         if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
@@ -66,31 +71,93 @@ public static class TestDocker
         }
     }
 
-    /// <summary>Starts a container of the image the way a user runs a systemd image, and waits for boot.</summary>
+    /// <summary>
+    /// The stage containers of an image's builds (whatever their build id), found by the image label: the image name
+    /// is always known to the test, while the build id is printed only once Stage0 got far enough. Containers run
+    /// from a committed image inherit the image label with an empty build id: they are not stage containers.
+    /// </summary>
+    public static async Task<IList<ContainerListResponse>> StageContainersAsync(DockerClient client, string image)
+    {
+        var labelled = await ContainersWithLabelAsync(client, $"{BuildLabels.Image}={image}");
+        return [.. labelled.Where(c => c.Labels.TryGetValue(BuildLabels.BuildId, out var id) && id.Length > 0)];
+    }
+
+    public static async Task AssertNoStageContainerAsync(DockerClient client, string image)
+    {
+        var left = await StageContainersAsync(client, image);
+        Assert.AreEqual(0, left.Count, $"stage containers of {image} were left behind: {string.Join(", ", left.SelectMany(c => c.Names))}");
+    }
+
+    /// <summary>
+    /// Starts a container of the image the way a user runs a systemd image and waits for systemd to finish booting;
+    /// fails the test (and removes the container) when it does not.
+    /// </summary>
     public static async Task<string> BootAsync(DockerClient client, string image, string name)
     {
         var info = await client.System.GetSystemInfoAsync();
         var parameters = SystemdContainerSpec.Create(image, name, ["/sbin/init"], new Dictionary<string, string> { ["io.makinastates.test"] = "true" },
             SystemdCgroupAccessChoice.Choose(info.CgroupVersion, (await client.System.GetVersionAsync()).APIVersion));
         var created = await client.Containers.CreateContainerAsync(parameters);
-        await client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (DateTime.UtcNow < deadline)
+        var booted = false;
+        try
         {
-            var (code, output) = await ExecAsync(client, created.ID, "systemctl is-system-running --wait");
-            if (output.Trim() is "running" or "degraded")
+            await client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            var state = "";
+            while (!deadline.IsCancellationRequested)
             {
-                return created.ID;
+                var container = await client.Containers.InspectContainerAsync(created.ID);
+                if (container.State?.Running != true)
+                {
+                    Assert.Fail($"{image} stopped ({container.State?.Status}, exit code {container.State?.ExitCode}) before systemd booted:\n{await LogsAsync(client, created.ID)}");
+                }
+                try
+                {
+                    // --wait returns once the boot is over; before D-Bus is up it fails at once, hence the loop.
+                    state = (await ExecAsync(client, created.ID, "systemctl is-system-running --wait", deadline.Token)).Output.Trim();
+                    if (state is "running" or "degraded")
+                    {
+                        booted = true;
+                        return created.ID;
+                    }
+                    // Over, but not booted: the boot fell into an emergency shell, or PID 1 is not systemd ("offline"
+                    // is also what systemctl says in the first moments, before systemd made /run/systemd/system).
+                    var init = state == "offline" ? (await ExecAsync(client, created.ID, "cat /proc/1/comm", deadline.Token)).Output.Trim() : "systemd";
+                    if (state == "maintenance" || init != "systemd")
+                    {
+                        Assert.Fail($"systemd did not boot in {image}: '{state}', PID 1 is '{init}'\n{await LogsAsync(client, created.ID)}");
+                    }
+                    await Task.Delay(500, deadline.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
             }
-            await Task.Delay(500);
+            Assert.Fail($"systemd did not boot in {image} within 120 s (last state '{state}')\n{await LogsAsync(client, created.ID)}");
+            return created.ID;
         }
-        return created.ID;
+        finally
+        {
+            if (!booted)
+            {
+                await RemoveContainerAsync(client, created.ID);
+            }
+        }
     }
 
-    public static async Task<(long ExitCode, string Output)> ExecAsync(DockerClient client, string containerId, string shellCommand)
+    private static async Task<string> LogsAsync(DockerClient client, string containerId)
+    {
+        using var logs = await client.Containers.GetContainerLogsAsync(containerId, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Tail = "30" }, CancellationToken.None);
+        var (stdout, stderr) = await logs.ReadOutputToEndAsync(CancellationToken.None);
+        return stdout + stderr;
+    }
+
+    public static async Task<(long ExitCode, string Output)> ExecAsync(DockerClient client, string containerId, string shellCommand,
+        CancellationToken cancellationToken = default)
     {
         var lines = new List<string>();
-        var result = await ContainerExec.RunAsync(client, containerId, ["/bin/bash", "-c", shellCommand], null, lines.Add, CancellationToken.None);
+        var result = await ContainerExec.RunAsync(client, containerId, ["/bin/bash", "-c", shellCommand], null, lines.Add, cancellationToken);
         return (result.ExitCode, string.Join("\n", lines));
     }
 
