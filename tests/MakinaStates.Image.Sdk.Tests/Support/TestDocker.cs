@@ -94,9 +94,10 @@ public static class TestDocker
     /// </summary>
     public static async Task<string> BootAsync(DockerClient client, string image, string name)
     {
-        var info = await client.System.GetSystemInfoAsync();
+        // As the build's own stage containers are made on that engine (Docker or Podman, cgroup v1 or v2).
+        var identity = await EngineIdentity.ReadAsync(client, null, CancellationToken.None);
         var parameters = SystemdContainerSpec.Create(image, name, ["/sbin/init"], new Dictionary<string, string> { ["io.makinastates.test"] = "true" },
-            SystemdCgroupAccessChoice.Choose(info.CgroupVersion, (await client.System.GetVersionAsync()).APIVersion));
+            identity.SystemdCgroupAccess);
         var created = await client.Containers.CreateContainerAsync(parameters);
         var booted = false;
         try
