@@ -27,8 +27,8 @@ public static class MakinaStatesStep
         {
             "true" => new(true, "MsMakinaStates=true"),
             "false" => new(false, "MsMakinaStates=false"),
-            _ when corpusProject => new(true, "a corpus project (MsMakinaStates=auto)"),
-            _ when image.Repository.Split('/')[^1] == $"makina-states-{os}-{release}" => new(true, $"{image.Repository} is a makina-states base image (MsMakinaStates=auto)"),
+            _ when corpusProject => new(true, "a corpus project, MsMakinaStates=auto"),
+            _ when image.Repository.Split('/')[^1] == $"makina-states-{os}-{release}" => new(true, $"{image.Repository} is a makina-states base image, MsMakinaStates=auto"),
             _ => new(false, "MsMakinaStates=auto: neither a corpus project nor a makina-states base image"),
         };
     }

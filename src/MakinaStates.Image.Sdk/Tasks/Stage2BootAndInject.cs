@@ -110,7 +110,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         CorpusProject.CheckOut(repository, MsGitBranch, detach: false, failure: output => MakinaStatesUnreachable(output));
 
     private ImageBuildException MakinaStatesUnreachable(string why) =>
-        new(MsiCodes.MakinaStatesUnreachable, MsiMessages.Format("MakinaStatesUnreachable", MsGitUrl, MsGitBranch, why.Trim().TrimEnd('.')), MsGitUrl);
+        new(MsiCodes.MakinaStatesUnreachable, MsiMessages.Format("MakinaStatesUnreachable", MsGitUrl, MsGitBranch, why.Trim().TrimEnd('.')));
 
     private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, IReadOnlySet<string> imagePaths, CancellationToken cancellationToken)
     {
@@ -151,7 +151,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage2: {0}", line), cancellationToken).ConfigureAwait(false);
             if (result.ExitCode == MakinaStatesUnavailableExitCode && MakinaStates)
             {
-                throw MakinaStatesUnreachable(string.Join(Environment.NewLine, result.LastLines.TakeLast(10)));
+                // git's own complaint and stage2.sh's line naming what failed.
+                throw MakinaStatesUnreachable(string.Join("; ", result.LastLines.TakeLast(2)));
             }
             if (result.ExitCode != 0)
             {
