@@ -32,7 +32,8 @@ public static class BaseImageImport
             {
                 // Uploaded as the request body, so a remote engine needs no access to the host's files.
                 await engine.Client.Images.CreateImageAsync(
-                    new ImagesCreateParameters { FromSrc = "-", Repo = $"makinastates/base-{os}-{release}", Tag = hash, Changes = ["CMD [\"/sbin/init\"]"] },
+                    // The tag inside Repo: Podman ignores the separate tag parameter of an import (and tags it latest).
+                    new ImagesCreateParameters { FromSrc = "-", Repo = reference, Changes = ["CMD [\"/sbin/init\"]"] },
                     upload, null, new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
             }
             catch (Docker.DotNet.DockerApiException e)
@@ -42,8 +43,10 @@ public static class BaseImageImport
         }
         if (error is not null || await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is null)
         {
-            throw new ImageBuildException(MsiCodes.BaseImportFailed,
-                MsiMessages.Format("BaseImportFailed", tarballPath, error ?? "no image was created"), tarballPath);
+            // Only a tarball that does not read to its end is blamed (and to be deleted); otherwise it is the engine.
+            throw BaseTarballCheck.IsIntact(tarballPath) == false
+                ? new ImageBuildException(MsiCodes.BaseImportFailed, MsiMessages.Format("BaseImportFailed", tarballPath, error ?? "no image was created"), tarballPath)
+                : new ImageBuildException(MsiCodes.EngineRefused, MsiMessages.Format("BaseImportRefused", tarballPath, reference, error ?? "no image was created"), tarballPath);
         }
         await RemoveOlderImportsAsync(engine, $"makinastates/base-{os}-{release}", hash, cancellationToken).ConfigureAwait(false);
         return reference;
@@ -56,7 +59,7 @@ public static class BaseImageImport
         {
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["reference"] = new Dictionary<string, bool> { [repository] = true } },
         }, cancellationToken).ConfigureAwait(false);
-        foreach (var tag in images.SelectMany(i => i.RepoTags ?? []).Where(t => t != $"{repository}:{currentTag}"))
+        foreach (var tag in images.SelectMany(i => i.RepoTags ?? []).Where(t => Settings.ImageReference.AsWritten(t) != $"{repository}:{currentTag}"))
         {
             try
             {

@@ -44,7 +44,33 @@ public sealed class DockerEngine : IDisposable
     public static Task<DockerEngine> ConnectAsync(string? msDockerHost, CancellationToken cancellationToken) =>
         ConnectAsync(ResolveEndpoint(msDockerHost, null, null), cancellationToken);
 
+    /// <summary>
+    /// Connects to the endpoint, or, when nothing answers at the default socket, to the first of its Podman fallbacks
+    /// whose socket exists and answers. The error names the endpoint the user would expect (the default).
+    /// </summary>
     public static async Task<DockerEngine> ConnectAsync(DockerEndpoint endpoint, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ConnectOnceAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ImageBuildException e) when (e.Code == MsiCodes.EngineUnreachable && endpoint.Fallbacks.Count > 0)
+        {
+            foreach (var fallback in endpoint.Fallbacks.Where(f => File.Exists(f.Address.LocalPath)))
+            {
+                try
+                {
+                    return await ConnectOnceAsync(fallback with { Origin = $"{fallback.Origin}: nothing answered at {endpoint.Display}" }, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ImageBuildException next) when (next.Code == MsiCodes.EngineUnreachable)
+                {
+                }
+            }
+            throw new ImageBuildException(MsiCodes.EngineUnreachable, e.Message.Replace(") did not answer", $"; nor Podman at {string.Join(" or ", endpoint.Fallbacks.Select(f => f.Display))}) did not answer", StringComparison.Ordinal));
+        }
+    }
+
+    private static async Task<DockerEngine> ConnectOnceAsync(DockerEndpoint endpoint, CancellationToken cancellationToken)
     {
         // The library's own docker-environment lookup is given the resolved endpoint: it must not read DOCKER_HOST or a
         // (possibly stale) docker context of its own after MsDockerHost chose the engine.
@@ -101,6 +127,26 @@ public sealed class DockerEngine : IDisposable
             }
         }
         return null;
+    }
+
+    private EngineIdentity? _identity;
+
+    /// <summary>What the engine is (Docker or Podman, version, cgroups, rootless), asked once per connection.</summary>
+    public async Task<EngineIdentity> IdentityAsync(CancellationToken cancellationToken) =>
+        _identity ??= await EngineIdentity.ReadAsync(Client, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>How systemd in a stage container gets its cgroup on this engine (its host's cgroup version, its API).</summary>
+    public async Task<SystemdCgroupAccess> SystemdCgroupAccessAsync(CancellationToken cancellationToken) =>
+        (await IdentityAsync(cancellationToken).ConfigureAwait(false)).SystemdCgroupAccess;
+
+    /// <summary>Commits a container; on Podman with the config also given as changes, which is all its commit applies.</summary>
+    public async Task<CommitContainerChangesResponse> CommitAsync(CommitContainerChangesParameters commit, CancellationToken cancellationToken)
+    {
+        if ((await IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman)
+        {
+            commit.Changes = CommitChanges.From(commit);
+        }
+        return await Client.Images.CommitContainerChangesAsync(commit, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<ImageInspectResponse?> TryInspectImageAsync(string reference, CancellationToken cancellationToken)

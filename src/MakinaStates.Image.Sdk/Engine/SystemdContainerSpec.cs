@@ -4,14 +4,14 @@ namespace MakinaStates.Image.Sdk.Engine;
 
 /// <summary>
 /// How a stage container that runs systemd as PID 1 is created: unprivileged, with tmpfs /run and /run/lock,
-/// the cgroup mount that fits the engine host's cgroup version, container=docker, and SIGRTMIN+3 to stop it.
+/// the cgroup access that fits the engine (<see cref="SystemdCgroupAccess"/>), container=docker, and SIGRTMIN+3 to stop it.
 /// </summary>
 public static class SystemdContainerSpec
 {
     public const string StopSignal = "SIGRTMIN+3";
 
     public static CreateContainerParameters Create(string image, string name, IList<string> command, IDictionary<string, string> labels,
-        string? cgroupVersion, IList<string>? environment = null)
+        SystemdCgroupAccess cgroupAccess, IList<string>? environment = null, bool consoleTty = true)
     {
         var hostConfig = new HostConfig
         {
@@ -21,15 +21,19 @@ public static class SystemdContainerSpec
                 ["/run/lock"] = "rw,nosuid,nodev,noexec",
             },
         };
-        if (cgroupVersion == "2")
+        switch (cgroupAccess)
         {
-            // cgroup v2: a private cgroup namespace gives systemd its own writable subtree.
-            hostConfig.CgroupnsMode = "private";
-        }
-        else
-        {
-            // cgroup v1 (the seed's setup): systemd only needs to see the hierarchy, read-only.
-            hostConfig.Binds = ["/sys/fs/cgroup:/sys/fs/cgroup:ro"];
+            case SystemdCgroupAccess.PrivateWritable:
+                hostConfig.CgroupnsMode = "private";
+                hostConfig.SecurityOpt = ["writable-cgroups=true"];
+                break;
+            case SystemdCgroupAccess.HostTreeReadWrite:
+                hostConfig.CgroupnsMode = "host";
+                hostConfig.Binds = ["/sys/fs/cgroup:/sys/fs/cgroup:rw"];
+                break;
+            default:
+                hostConfig.Binds = ["/sys/fs/cgroup:/sys/fs/cgroup:ro"];
+                break;
         }
 
         return new CreateContainerParameters
@@ -38,6 +42,10 @@ public static class SystemdContainerSpec
             Name = name,
             Cmd = command,
             Env = ["container=docker", .. environment ?? []],
+            // systemd as PID 1 writes to /dev/console only, which a container has only with a tty: without one, a
+            // failed boot has no words in the container's log. (The commit sets its own config: Tty is not kept.
+            // Not on Podman, whose commit would keep the TERM=xterm it adds for a tty.)
+            Tty = consoleTty,
             Labels = labels,
             StopSignal = StopSignal,
             HostConfig = hostConfig,

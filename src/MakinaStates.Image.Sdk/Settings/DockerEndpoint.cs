@@ -10,12 +10,19 @@ public sealed record DockerTls(string CertificateDirectory, bool VerifyServer);
 
 /// <summary>
 /// Which engine a build talks to and how, resolved the way the docker CLI does it so a shell that works with `docker`
-/// works with the build: MsDockerHost, then DOCKER_HOST, then DOCKER_CONTEXT or the config's current context, then the
-/// local socket. MsDockerCertPath and MsDockerTlsVerify win over DOCKER_CERT_PATH and DOCKER_TLS_VERIFY.
+/// works with the build: MsDockerHost, then DOCKER_HOST, then DOCKER_CONTEXT or the config's current context, then
+/// Podman's CONTAINER_HOST, then the local socket, with Podman's sockets as fallbacks when no Docker engine answers
+/// there. MsDockerCertPath and MsDockerTlsVerify win over DOCKER_CERT_PATH and DOCKER_TLS_VERIFY.
 /// </summary>
 public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
 {
     public const string DefaultAddress = "unix:///var/run/docker.sock";
+
+    /// <summary>Rootful Podman's API socket (podman.socket).</summary>
+    public const string PodmanAddress = "unix:///run/podman/podman.sock";
+
+    /// <summary>Tried in order when nothing answers at <see cref="Address"/>: only for the default endpoint, never after an explicit choice.</summary>
+    public IReadOnlyList<DockerEndpoint> Fallbacks { get; init; } = [];
 
     /// <summary>For the log: the address, how it is secured and where the setting came from. Never a secret.</summary>
     public string Describe() => Tls switch
@@ -56,7 +63,19 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
             // A named context carries its own TLS files: docker ignores DOCKER_CERT_PATH there (the property still wins).
             return FromContext(contextName, contextOrigin, configDirectory, NonEmpty(msDockerCertPath), explicitVerify);
         }
-        return new DockerEndpoint(ParseAddress(DefaultAddress, "the default"), "the default", null);
+        if (NonEmpty(environment("CONTAINER_HOST")) is { } podmanHost)
+        {
+            return FromHost(podmanHost, "CONTAINER_HOST", certPath ?? configDirectory, verify, tlsWithoutVerify);
+        }
+        // Podman users often have no Docker engine: its user socket (rootless), then its system socket.
+        List<DockerEndpoint> podman = [];
+        if (NonEmpty(environment("XDG_RUNTIME_DIR")) is { } runtimeDirectory)
+        {
+            podman.Add(new DockerEndpoint(ParseAddress($"unix://{runtimeDirectory.TrimEnd('/')}/podman/podman.sock", "XDG_RUNTIME_DIR"),
+                "the rootless Podman socket in XDG_RUNTIME_DIR", null));
+        }
+        podman.Add(new DockerEndpoint(ParseAddress(PodmanAddress, "the default"), "the Podman socket", null));
+        return new DockerEndpoint(ParseAddress(DefaultAddress, "the default"), "the default", null) { Fallbacks = podman };
     }
 
     /// <summary>The docker config folder (config.json, contexts/): DOCKER_CONFIG, else ~/.docker.</summary>
@@ -135,6 +154,11 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
     private static Uri ParseAddress(string value, string origin)
     {
         value = value.Trim();
+        if (value.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase))
+        {
+            // Podman machine connections and `docker -H ssh://`: the API would have to be tunnelled through ssh itself.
+            throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerHostSsh", value, origin));
+        }
         if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("unix" or "tcp" or "http" or "https")
             || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || (uri.Port <= 0 && uri.Scheme != "tcp"))))
         {

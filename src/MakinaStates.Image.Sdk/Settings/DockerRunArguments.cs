@@ -133,7 +133,10 @@ public sealed class DockerRunArguments
             container.Labels ??= new Dictionary<string, string>();
             container.Labels.TryAdd(name, value);
         }
-        host.Binds = [.. host.Binds ?? [], .. Volumes];
+        // A -v for a path the SDK binds itself replaces the SDK's (a cgroup workaround such as
+        // -v /sys/fs/cgroup:/sys/fs/cgroup:rw must not become a duplicate mount point).
+        var userTargets = Volumes.Select(BindTarget).ToHashSet(StringComparer.Ordinal);
+        host.Binds = [.. (host.Binds ?? []).Where(b => !userTargets.Contains(BindTarget(b))), .. Volumes];
         foreach (var (path, options) in Tmpfs)
         {
             host.Tmpfs ??= new Dictionary<string, string>();
@@ -151,6 +154,8 @@ public sealed class DockerRunArguments
         host.Ulimits = [.. host.Ulimits ?? [], .. Ulimits];
         host.Devices = [.. host.Devices ?? [], .. Devices];
     }
+
+    private static string BindTarget(string bind) => bind.Split(':') is { Length: >= 2 } parts ? parts[1].TrimEnd('/') : bind;
 
     internal static long ParseBytes(string value)
     {

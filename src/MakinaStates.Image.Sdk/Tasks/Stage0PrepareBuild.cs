@@ -183,8 +183,8 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         }).ToArray();
 
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        var version = await engine.Client.System.GetVersionAsync(cancellationToken).ConfigureAwait(false);
-        Log.LogMessage(MessageImportance.High, "Engine: {0}; Docker {1}, API {2}{3}.", engine.Endpoint.Describe(), version.Version, version.APIVersion,
+        var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
+        Log.LogMessage(MessageImportance.High, "Engine: {0}; {1}{2}.", engine.Endpoint.Describe(), identity.Describe(),
             engine.SharesHostFileSystem ? "" : "; not on this machine, so the data dir and the injected tree are uploaded");
         foreach (var reaped in await BuildOwnership.ReapOrphansAsync(engine, cancellationToken).ConfigureAwait(false))
         {

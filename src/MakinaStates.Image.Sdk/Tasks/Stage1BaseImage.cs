@@ -88,7 +88,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             var (repository, tag) = ImageReference.SplitTag(Stage1Image);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
-            var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
+            var commit = await engine.CommitAsync(new CommitContainerChangesParameters
             {
                 ContainerID = container.ID,
                 RepositoryName = repository,

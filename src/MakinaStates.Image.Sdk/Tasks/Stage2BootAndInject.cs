@@ -112,11 +112,27 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     private ImageBuildException MakinaStatesUnreachable(string why) =>
         new(MsiCodes.MakinaStatesUnreachable, MsiMessages.Format("MakinaStatesUnreachable", MsGitUrl, MsGitBranch, why.Trim().TrimEnd('.')));
 
+    /// <summary>Podman's archive API drops ACL xattrs: they are set again from the tree, inside the booted container.</summary>
+    private async System.Threading.Tasks.Task RestoreAclsAsync(DockerEngine engine, string containerId, string acls, CancellationToken cancellationToken)
+    {
+        const string list = "/run/makinastates/injected-acls.txt";
+        await ContainerExec.WriteFileAsync(engine.Client, containerId, list, System.Text.Encoding.UTF8.GetBytes(acls), cancellationToken).ConfigureAwait(false);
+        var result = await ContainerExec.RunAsync(engine.Client, containerId, ["/bin/sh", "-c", $"cd / && setfacl --restore={list} && rm -f {list}"], null,
+            line => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", line), cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new ImageBuildException(MsiCodes.Stage2ScriptFailed, MsiMessages.Format("InjectedAclsNotRestored", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+        }
+        Log.LogMessage(MessageImportance.Normal, "Stage2: the injected ACLs were set again inside the container (Podman's archive API drops them).");
+    }
+
     private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, IReadOnlySet<string> imagePaths, CancellationToken cancellationToken)
     {
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
-        var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion);
+        var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
+        Log.LogMessage(MessageImportance.Normal, "Stage2: systemd's cgroup: {0}.", identity.SystemdCgroupAccess);
+        var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage),
+            identity.SystemdCgroupAccess, consoleTty: !identity.IsPodman);
         if (Init == InitSystem.None)
         {
             // MsInit=none: PID 1 only keeps the container up (the scripts run through exec); MsCommand is the committed Cmd.
@@ -141,6 +157,10 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             }
 
             await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/sh", "-c", LinkDataDirectory], null, _ => { }, cancellationToken).ConfigureAwait(false);
+            if ((await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman && AclRestoreList.Build(tree, existing) is { Length: > 0 } acls)
+            {
+                await RestoreAclsAsync(engine, created.ID, acls, cancellationToken).ConfigureAwait(false);
+            }
             foreach (var secret in BuildSecrets.Resolve(Secrets))
             {
                 await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);

@@ -82,7 +82,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             temporaryReference = $"{repository}:{temporaryTag}";
             using var committing = TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
                 message => Log.LogMessage(MessageImportance.High, "{0}", message));
-            var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
+            var commit = await engine.CommitAsync(new CommitContainerChangesParameters
             {
                 ContainerID = ContainerId,
                 RepositoryName = repository,

@@ -7,25 +7,33 @@ namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 /// <summary>
 /// Files arrive exactly: a fixture tree made here (no committed binaries) is built into an image, the candidate is
 /// booted with systemd, and every property is checked inside — ACLs included, which docker commit alone drops.
+/// The same checks run on each engine kind (<see cref="FileFidelityTests"/>, <see cref="CgroupV2FileFidelityTests"/>).
 /// </summary>
-[TestClass]
-public sealed class FileFidelityTests
+public abstract class FileFidelityChecks
 {
-    private static readonly string Image = $"makinastates/test-fidelity-{Guid.NewGuid():N}"[..44];
-    private static ImageProject? s_project;
-    private static DotnetBuild? s_build;
-    private static DockerClient? s_docker;
-    private static string? s_container;
+    /// <summary>The fixture project, its build and the booted candidate, on one engine.</summary>
+    protected sealed record FidelityRun(ImageProject Project, DotnetBuild Build, DockerClient Docker, string? Container) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            if (Container is not null) await TestDocker.RemoveContainerAsync(Docker, Container);
+            await TestDocker.RemoveProjectImagesAsync(Docker, Project.Image);
+            Project.Dispose();
+        }
+    }
 
-    private static string Fixture(string relative) => Path.Combine(s_project!.Directory, "injected_volumes", "srv", "fidelity", relative);
+    protected abstract FidelityRun Run { get; }
 
-    [ClassInitialize]
-    public static async Task BuildFixtureImage(TestContext _)
+    private string Fixture(string relative) => FixturePath(Run.Project, relative);
+
+    private static string FixturePath(ImageProject project, string relative) => Path.Combine(project.Directory, "injected_volumes", "srv", "fidelity", relative);
+
+    /// <summary>Makes the fixture tree, builds it on <paramref name="docker"/>'s engine and boots the candidate there.</summary>
+    protected static async Task<FidelityRun> BuildAndBootAsync(DockerClient docker, params string[] buildArguments)
     {
         Repository.RequirePackedSdk();
-        s_docker = await TestDocker.RequireEngineAsync();
-        s_project = new ImageProject(Image);
-        var p = s_project;
+        var p = new ImageProject($"makinastates/test-fidelity-{Guid.NewGuid():N}"[..44]);
+        string Fixture(string relative) => FixturePath(p, relative);
         p.Write("injected_volumes/srv/fidelity/acl-file", "acl\n");
         HostProcess.Run("setfacl", "-m", "u:4242:rw", Fixture("acl-file"));
         Directory.CreateDirectory(Fixture("default-acl-dir"));
@@ -59,29 +67,23 @@ public sealed class FileFidelityTests
             setfacl -m u:4244:r /srv/fidelity/stage3-acl
             """, executable: true);
 
-        s_build = await s_project.BuildAsync();
-        if (s_build.Succeeded)
+        var build = await p.BuildAsync(buildArguments);
+        try
         {
-            s_container = await TestDocker.BootAsync(s_docker, $"{Image}:candidate", $"fidelity-test-{Guid.NewGuid():N}");
+            var container = build.Succeeded ? await TestDocker.BootAsync(docker, $"{p.Image}:candidate", $"fidelity-test-{Guid.NewGuid():N}") : null;
+            return new FidelityRun(p, build, docker, container);
+        }
+        catch
+        {
+            await new FidelityRun(p, build, docker, null).DisposeAsync();
+            throw;
         }
     }
 
-    [ClassCleanup]
-    public static async Task Cleanup()
+    private async Task<string> Inside(string command)
     {
-        if (s_docker is not null)
-        {
-            if (s_container is not null) await TestDocker.RemoveContainerAsync(s_docker, s_container);
-            await TestDocker.RemoveProjectImagesAsync(s_docker, Image);
-            s_docker.Dispose();
-        }
-        s_project?.Dispose();
-    }
-
-    private static async Task<string> Inside(string command)
-    {
-        Assert.IsTrue(s_build!.Succeeded, s_build.Output);
-        var (code, output) = await TestDocker.ExecAsync(s_docker!, s_container!, command);
+        Assert.IsTrue(Run.Build.Succeeded, Run.Build.Output);
+        var (code, output) = await TestDocker.ExecAsync(Run.Docker, Run.Container!, command);
         Assert.AreEqual(0L, code, $"{command}: {output}");
         return output.Trim();
     }
@@ -89,10 +91,9 @@ public sealed class FileFidelityTests
     [TestMethod]
     public void Fifo_gives_a_warning_and_the_build_succeeds()
     {
-        Assert.IsTrue(s_build!.Succeeded, s_build.Output);
-        StringAssert.Contains(s_build.Output, "warning MSI2005");
-        StringAssert.Contains(s_build.Output, Fixture("a-fifo"));
-        Assert.IsTrue(s_build.Output.Contains("a-fifo", StringComparison.Ordinal));
+        Assert.IsTrue(Run.Build.Succeeded, Run.Build.Output);
+        StringAssert.Contains(Run.Build.Output, "warning MSI2005");
+        StringAssert.Contains(Run.Build.Output, Fixture("a-fifo"));
     }
 
     [TestMethod]
@@ -149,4 +150,28 @@ public sealed class FileFidelityTests
         Assert.AreEqual("absent", await Inside("test -e /srv/fidelity/a-fifo && echo present || echo absent"));
     }
 
+}
+
+/// <summary>The fidelity checks on the main engine.</summary>
+[TestClass]
+public sealed class FileFidelityTests : FileFidelityChecks
+{
+    private static FidelityRun? s_run;
+    private static DockerClient? s_docker;
+
+    protected override FidelityRun Run => s_run ?? throw new InvalidOperationException("the fixture was not built");
+
+    [ClassInitialize]
+    public static async Task BuildFixtureImage(TestContext _)
+    {
+        s_docker = await TestDocker.RequireEngineAsync();
+        s_run = await BuildAndBootAsync(s_docker);
+    }
+
+    [ClassCleanup]
+    public static async Task Cleanup()
+    {
+        if (s_run is not null) await s_run.DisposeAsync();
+        s_docker?.Dispose();
+    }
 }

@@ -18,4 +18,12 @@ public static class TestAssembly
             MSBuildLocator.RegisterDefaults();
         }
     }
+
+    /// <summary>Engines shared by several test classes stop with the run.</summary>
+    [AssemblyCleanup]
+    public static async Task StopSharedEngines()
+    {
+        await SharedCgroupV2Engine.StopAsync();
+        await SharedPodmanService.StopAsync();
+    }
 }

@@ -70,7 +70,8 @@ public static class TestDocker
     public static async Task<string> BootAsync(DockerClient client, string image, string name)
     {
         var info = await client.System.GetSystemInfoAsync();
-        var parameters = SystemdContainerSpec.Create(image, name, ["/sbin/init"], new Dictionary<string, string> { ["io.makinastates.test"] = "true" }, info.CgroupVersion);
+        var parameters = SystemdContainerSpec.Create(image, name, ["/sbin/init"], new Dictionary<string, string> { ["io.makinastates.test"] = "true" },
+            SystemdCgroupAccessChoice.Choose(info.CgroupVersion, (await client.System.GetVersionAsync()).APIVersion));
         var created = await client.Containers.CreateContainerAsync(parameters);
         await client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
         var deadline = DateTime.UtcNow.AddSeconds(120);

@@ -145,4 +145,38 @@ public sealed class DockerEndpointTests
         Assert.AreEqual(MsiCodes.DockerContextInvalid, broken.Code);
         StringAssert.Contains(broken.Message, "config.json");
     }
+
+    [TestMethod]
+    public void Container_host_comes_after_the_docker_settings()
+    {
+        var podman = new Dictionary<string, string> { ["CONTAINER_HOST"] = "unix:///run/user/1000/podman/podman.sock" };
+        Assert.AreEqual("unix:///run/user/1000/podman/podman.sock", Resolve(environment: podman).Display);
+        Assert.AreEqual("CONTAINER_HOST", Resolve(environment: podman).Origin);
+        Assert.AreEqual(0, Resolve(environment: podman).Fallbacks.Count, "an explicit choice has no fallback");
+        var both = new Dictionary<string, string>(podman) { ["DOCKER_HOST"] = "tcp://10.0.0.1:2375" };
+        Assert.AreEqual("DOCKER_HOST", Resolve(environment: both).Origin);
+        Assert.AreEqual("MsDockerHost", Resolve("unix:///x.sock", environment: podman).Origin);
+    }
+
+    [TestMethod]
+    public void The_default_socket_falls_back_to_podmans_user_then_system_socket()
+    {
+        var endpoint = Resolve(environment: new Dictionary<string, string> { ["XDG_RUNTIME_DIR"] = "/run/user/1000" });
+        Assert.AreEqual(DockerEndpoint.DefaultAddress, endpoint.Display);
+        CollectionAssert.AreEqual(new[] { "unix:///run/user/1000/podman/podman.sock", DockerEndpoint.PodmanAddress },
+            endpoint.Fallbacks.Select(f => f.Display).ToArray());
+        CollectionAssert.AreEqual(new[] { DockerEndpoint.PodmanAddress }, Resolve().Fallbacks.Select(f => f.Display).ToArray());
+    }
+
+    [TestMethod]
+    [DataRow("ssh://core@127.0.0.1:50000/run/user/501/podman/podman.sock", "CONTAINER_HOST")]
+    [DataRow("ssh://me@builder", "DOCKER_HOST")]
+    public void An_ssh_connection_is_MSI0102_naming_the_supported_schemes(string value, string variable)
+    {
+        var error = Assert.ThrowsExactly<ImageBuildException>(() => Resolve(environment: new Dictionary<string, string> { [variable] = value }));
+        Assert.AreEqual(MsiCodes.DockerHostInvalid, error.Code);
+        StringAssert.Contains(error.Message, value);
+        StringAssert.Contains(error.Message, variable);
+        StringAssert.Contains(error.Message, "Supported schemes: unix://, tcp://, http://, https://");
+    }
 }
