@@ -198,7 +198,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         foreach (var (name, value) in new (string, string)[]
         {
             ("MS_IMAGE", MsImage), ("MS_BASE", MsBase), ("MS_IMAGE_DIR", MsImageDir), ("MS_DATA_DIR", MsDataDir),
-            ("MS_COMMAND", MsCommand), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
+            ("MS_COMMAND", MsCommand), ("MS_INIT", ResolvedInit), ("MS_MAKINASTATES", ResolvedMakinaStates), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
             ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
             ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
             ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", engine.Endpoint.Display),

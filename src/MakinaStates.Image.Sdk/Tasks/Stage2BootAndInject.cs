@@ -64,21 +64,22 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         // before the commit.
         var imageSources = InjectedTree.ImageSources(MsImageDir, InjectedVolumes).ToList();
         var sources = new List<InjectedTree.Source>(imageSources);
-        // git work trees made on this host (the image needs no git, a remote engine no access to this host).
-        var checkouts = new List<string>();
+        // git work trees made on this host (the image needs no git, a remote engine no access to this host), and the
+        // list of injected paths.
+        var temporaryFolders = new List<string>();
         try
         {
             if (CorpusCommit.Length > 0)
             {
-                checkouts.Add(CorpusProject.CheckOut(MsImageDir, CorpusCommit, detach: true));
-                sources.Add(new InjectedTree.Source(checkouts[^1], CorpusProject.DeployPath + "/"));
+                temporaryFolders.Add(CorpusProject.CheckOut(MsImageDir, CorpusCommit, detach: true));
+                sources.Add(new InjectedTree.Source(temporaryFolders[^1], CorpusProject.DeployPath + "/"));
             }
             var tree = InjectedTree.Collect(sources);
             // What the user injected, for the build's own steps to leave alone (snapshot.sh, stage2.sh).
-            checkouts.Add(Directory.CreateTempSubdirectory("msimage-paths-").FullName);
-            var pathList = Path.Combine(checkouts[^1], "injected-paths");
+            temporaryFolders.Add(Directory.CreateTempSubdirectory("msimage-paths-").FullName);
+            var pathList = Path.Combine(temporaryFolders[^1], "injected-paths");
             File.WriteAllBytes(pathList, tree.PathList());
-            var existingFolderCandidates = tree.Nodes.Select(n => n.ImagePath).ToHashSet(StringComparer.Ordinal);
+            var imagePaths = tree.Nodes.Select(n => n.ImagePath).ToHashSet(StringComparer.Ordinal);
 
             if (ExposeInjectedVolumes)
             {
@@ -90,18 +91,18 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             if (MakinaStates && CorpusProject.LocalRepository(MsGitUrl) is { } localMakinaStates)
             {
                 // stage2.sh installs makina-states from /docker/makina-states (the seed's volume) instead of cloning.
-                checkouts.Add(CheckOutMakinaStates(localMakinaStates));
-                tree.Add(new InjectedTree.Source(checkouts[^1], "/docker/makina-states/"));
+                temporaryFolders.Add(CheckOutMakinaStates(localMakinaStates));
+                tree.Add(new InjectedTree.Source(temporaryFolders[^1], "/docker/makina-states/"));
             }
             tree.Add(new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName]));
             tree.Add(new InjectedTree.Source(pathList, InjectedPathsInContainer));
-            await BootAndInjectAsync(tree, existingFolderCandidates, cancellationToken).ConfigureAwait(false);
+            await BootAndInjectAsync(tree, imagePaths, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            foreach (var checkout in checkouts)
+            foreach (var folder in temporaryFolders)
             {
-                Directory.Delete(checkout, recursive: true);
+                Directory.Delete(folder, recursive: true);
             }
         }
     }
