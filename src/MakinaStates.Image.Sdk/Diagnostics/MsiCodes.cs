@@ -27,6 +27,7 @@ public static class MsiCodes
 
     /// <summary>Raised by Sdk.targets (an Error task) on a .NET Framework MSBuild.</summary>
     public const string MSBuildRuntimeUnsupported = "MSI0018";
+    public const string SettingChoiceInvalid = "MSI0019";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";
@@ -50,10 +51,13 @@ public static class MsiCodes
     public const string SystemdDidNotBoot = "MSI2003";
     public const string Stage2ScriptFailed = "MSI2004";
     public const string SpecialFileSkipped = "MSI2005";
+    public const string MakinaStatesUnreachable = "MSI2006";
+    public const string ExistingFolderMetadataFailed = "MSI2007";
 
     public const string Stage3ScriptFailed = "MSI3001";
     public const string SnapshotFailed = "MSI3003";
     public const string AclSaveFailed = "MSI3004";
+    public const string AclsNotRestoredWithoutInit = "MSI3005";
 
     // MSI4xxx: the push after Stage3.
     public const string PushSettingsInvalid = "MSI4001";

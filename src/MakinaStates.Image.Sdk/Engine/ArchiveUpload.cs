@@ -8,7 +8,8 @@ namespace MakinaStates.Image.Sdk.Engine;
 /// <summary>Sends a host tree into a container through the engine's archive API (works with remote engines too).</summary>
 public static class ArchiveUpload
 {
-    public static async Task UploadAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken,
+    /// <returns>The tree's folders the container already had (their own entries were not sent: see <see cref="ExistingFolderMetadata"/>).</returns>
+    public static async Task<IReadOnlySet<string>> UploadAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken,
         Action<string>? progress = null)
     {
         var existing = await ExistingDirectoriesAsync(engine, containerId, tree, cancellationToken).ConfigureAwait(false);
@@ -32,13 +33,14 @@ public static class ArchiveUpload
             }
             await producer.ConfigureAwait(false);
         }
+        return existing;
     }
 
     /// <summary>
     /// The tree's folders that already exist in the container (as folders or as links to folders). Their entries are
     /// not sent: the engine would replace a link such as merged-usr's /bin -> usr/bin by a folder, and the image's
-    /// own folders (/etc, /usr …) keep their owner and mode rather than take the build host's. Files still go
-    /// inside them, through the link where there is one.
+    /// own folders (/etc, /usr …) would take the build host's owner and mode. Files still go inside them, through
+    /// the link where there is one; the folder's own metadata is applied afterwards as MsExistingFolderMetadata says.
     /// </summary>
     private static async Task<IReadOnlySet<string>> ExistingDirectoriesAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken)
     {

@@ -14,10 +14,12 @@ public static class AclRestoreList
     private const string Default = "system.posix_acl_default";
 
     /// <summary>The restore text, paths relative to '/'; empty when nothing in the tree carries an ACL.</summary>
-    public static string Build(InjectedTree tree)
+    /// <param name="existingFolders">Folders the image already had: <see cref="ExistingFolderMetadata"/> gives them their ACLs.</param>
+    public static string Build(InjectedTree tree, IReadOnlySet<string>? existingFolders = null)
     {
         var text = new StringBuilder();
-        foreach (var node in tree.Nodes.Where(n => (n.Stat.st_mode & Mono.Unix.Native.FilePermissions.S_IFMT) != Mono.Unix.Native.FilePermissions.S_IFLNK))
+        foreach (var node in tree.Nodes.Where(n => (n.Stat.st_mode & Mono.Unix.Native.FilePermissions.S_IFMT) != Mono.Unix.Native.FilePermissions.S_IFLNK
+                                                   && existingFolders?.Contains(n.ImagePath) != true))
         {
             var xattrs = InjectedTreeArchive.ReadXattrs(node.HostPath);
             if (!xattrs.ContainsKey(Access) && !xattrs.ContainsKey(Default))

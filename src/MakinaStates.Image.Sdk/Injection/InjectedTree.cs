@@ -71,7 +71,8 @@ public sealed class InjectedTree
         return string.Join('/', value.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != "."));
     }
 
-    private void Add(Source source)
+    /// <summary>Lays one more source over the tree (it wins over what is there, folders merge).</summary>
+    public void Add(Source source)
     {
         var target = NormalizeTargetPath(source.TargetPath, source.HostPath);
         if (Syscall.lstat(source.HostPath, out var rootStat) != 0)
@@ -164,6 +165,12 @@ public sealed class InjectedTree
         }
         _nodes[imagePath] = new Node(imagePath, hostPath, stat);
     }
+
+    /// <summary>
+    /// The tree's paths in the image ('/srv/pillar/init.sls'), NUL-separated: the list the build's own steps (snapshot.sh,
+    /// stage2.sh) read to leave what the user injected alone. NUL, because a file name may hold a newline.
+    /// </summary>
+    public byte[] PathList() => System.Text.Encoding.UTF8.GetBytes(string.Concat(_nodes.Keys.Select(k => "/" + k + "\0")));
 
     private static readonly bool IsRoot = Syscall.geteuid() == 0;
 

@@ -27,7 +27,8 @@ public static class CorpusProject
     }
 
     /// <summary>A clean work tree of <paramref name="repository"/> at <paramref name="revision"/> in a new temp folder.</summary>
-    public static string CheckOut(string repository, string revision, bool detach)
+    /// <param name="failure">The error for git's output when it fails (MSI0016 by default).</param>
+    public static string CheckOut(string repository, string revision, bool detach, Func<string, ImageBuildException>? failure = null)
     {
         var target = Directory.CreateTempSubdirectory("msimage-git-").FullName;
         var clone = detach
@@ -45,7 +46,8 @@ public static class CorpusProject
         if (clone.Code != 0)
         {
             Directory.Delete(target, recursive: true);
-            throw new ImageBuildException(MsiCodes.GitCheckoutFailed, MsiMessages.Format("GitCheckoutFailed", repository, revision, clone.Output.Trim()), repository);
+            throw failure?.Invoke(clone.Output.Trim())
+                ?? new ImageBuildException(MsiCodes.GitCheckoutFailed, MsiMessages.Format("GitCheckoutFailed", repository, revision, clone.Output.Trim()), repository);
         }
         return target;
     }

@@ -4,9 +4,10 @@ using MakinaStates.Image.Sdk.Diagnostics;
 namespace MakinaStates.Image.Sdk.Scripts;
 
 /// <summary>
-/// Picks the effective copy of each stage script (stage0.sh..stage3.sh, Dockerfile.stage0 and the small files they
-/// install), highest first: .salt/ (corpus projects) > image_rootfs/bootstrap_scripts/ >
-/// injected_volumes/bootstrap_scripts/ > MsStagePath > the SDK's stage-scripts/.
+/// Picks the effective copy of each file of the bootstrap scripts folders (stage0.sh..stage3.sh, Dockerfile.stage0,
+/// the small files they install, and the user's helpers and data at any depth, dotfiles included), file by file,
+/// highest first: .salt/ (corpus projects) > image_rootfs/bootstrap_scripts/ > injected_volumes/bootstrap_scripts/ >
+/// MsStagePath > the SDK's stage-scripts/. Names are paths relative to those folders, with '/'.
 /// </summary>
 public sealed class StageScriptResolver(string imageDirectory, string? stagePath, string sdkScriptsDirectory)
 {
@@ -27,10 +28,8 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
         {
             throw new ImageBuildException(MsiCodes.StageScriptMissing, MsiMessages.Format("StageScriptMissing", sdkScriptsDirectory), sdkScriptsDirectory);
         }
-        // The SDK's files, plus the user's own helper scripts beside their overrides (e.g. a selfcheck.sh hook).
-        var sdkNames = Directory.GetFiles(sdkScriptsDirectory).Select(System.IO.Path.GetFileName).OfType<string>().ToHashSet(StringComparer.Ordinal);
-        var userNames = Candidates().Where(c => c.Directory != sdkScriptsDirectory && Directory.Exists(c.Directory))
-            .SelectMany(c => Directory.GetFiles(c.Directory, "*.sh")).Select(System.IO.Path.GetFileName).OfType<string>();
+        var sdkNames = Files(sdkScriptsDirectory).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        var userNames = Candidates().Where(c => c.Directory != sdkScriptsDirectory).SelectMany(c => Files(c.Directory)).Select(f => f.Name);
         var resolved = new List<ResolvedScript>();
         foreach (var name in sdkNames.Concat(userNames).Distinct().Order(StringComparer.Ordinal))
         {
@@ -45,6 +44,24 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
         }
         return resolved;
     }
+
+    /// <summary>
+    /// Every file under <paramref name="directory"/> at any depth (dotfiles included, links followed as files), as
+    /// (name relative to it with '/', full path), in ordinal order; Stage0's manifest and half-written copies left out.
+    /// </summary>
+    public static IEnumerable<(string Name, string Path)> Files(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return [];
+        }
+        return Directory.EnumerateFiles(directory, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
+            .Select(path => (Name: System.IO.Path.GetRelativePath(directory, path).Replace('\\', '/'), Path: path))
+            .Where(f => f.Name != GeneratedManifestName && !f.Name.EndsWith(TemporarySuffix, StringComparison.Ordinal))
+            .OrderBy(f => f.Name, StringComparer.Ordinal);
+    }
+
+    private const string TemporarySuffix = ".makinastates-tmp";
 
     public ResolvedScript Resolve(string name)
     {
@@ -89,25 +106,53 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
             if (!File.Exists(destination) || !File.ReadAllBytes(destination).AsSpan().SequenceEqual(content))
             {
                 // Temp name then rename: a reader never sees a half-written script.
-                var temporary = destination + ".tmp";
+                Directory.CreateDirectory(System.IO.Path.GetDirectoryName(destination)!);
+                var temporary = destination + TemporarySuffix;
                 File.WriteAllBytes(temporary, content);
                 File.Move(temporary, destination, overwrite: true);
             }
-            if (script.Name.EndsWith(".sh", StringComparison.Ordinal) && !OperatingSystem.IsWindows())
+            if (!OperatingSystem.IsWindows() && (script.Name.EndsWith(".sh", StringComparison.Ordinal) || (script.Origin != SdkOrigin && IsExecutable(script.Path))))
             {
-                // A script checked out without its run bit still runs (and is runnable in the image).
+                // A script checked out without its run bit still runs (and is runnable in the image); a user's helper
+                // program keeps its run bit (the SDK's files all have one once NuGet extracted them).
                 File.SetUnixFileMode(destination, File.GetUnixFileMode(destination) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
             }
-            manifest.Add($"{script.Name} {Hash(destination)}");
+            // Only the copies Stage0 wrote are ours; a user's file in injected_volumes/bootstrap_scripts/ stays theirs.
+            if (script.Origin != InjectedVolumesOrigin)
+            {
+                manifest.Add($"{script.Name} {Hash(destination)}");
+            }
             placed.Add(script with { Path = destination, Normalized = normalized });
         }
         // Copies placed by an earlier build whose source is gone are removed: they would still be uploaded and run.
         foreach (var stale in ReadGeneratedManifest().Keys.Except(placed.Select(p => p.Name), StringComparer.Ordinal))
         {
-            File.Delete(System.IO.Path.Combine(BootstrapScriptsDirectory, stale));
+            var path = System.IO.Path.Combine(BootstrapScriptsDirectory, stale);
+            File.Delete(path);
+            RemoveEmptyParents(path);
         }
         File.WriteAllLines(System.IO.Path.Combine(BootstrapScriptsDirectory, GeneratedManifestName), manifest);
         return placed;
+    }
+
+    private const string InjectedVolumesOrigin = "injected_volumes/bootstrap_scripts/";
+    private const string SdkOrigin = "the SDK's stage-scripts/";
+
+    private static bool IsExecutable(string path) => !OperatingSystem.IsWindows() &&
+        (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
+
+    private void RemoveEmptyParents(string path)
+    {
+        var root = System.IO.Path.TrimEndingDirectorySeparator(BootstrapScriptsDirectory);
+        for (var dir = System.IO.Path.GetDirectoryName(path); dir is not null && dir.Length > root.Length && dir.StartsWith(root, StringComparison.Ordinal);
+             dir = System.IO.Path.GetDirectoryName(dir))
+        {
+            if (Directory.EnumerateFileSystemEntries(dir).Any())
+            {
+                break;
+            }
+            Directory.Delete(dir);
+        }
     }
 
     private IEnumerable<(string Directory, string Origin)> Candidates()
@@ -117,12 +162,12 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
             yield return (System.IO.Path.Combine(imageDirectory, ".salt"), ".salt/");
         }
         yield return (System.IO.Path.Combine(imageDirectory, "image_rootfs", "bootstrap_scripts"), "image_rootfs/bootstrap_scripts/");
-        yield return (BootstrapScriptsDirectory, "injected_volumes/bootstrap_scripts/");
+        yield return (BootstrapScriptsDirectory, InjectedVolumesOrigin);
         if (!string.IsNullOrWhiteSpace(stagePath))
         {
             yield return (stagePath, "MsStagePath");
         }
-        yield return (sdkScriptsDirectory, "the SDK's stage-scripts/");
+        yield return (sdkScriptsDirectory, SdkOrigin);
     }
 
     private Dictionary<string, string> ReadGeneratedManifest()

@@ -28,6 +28,16 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     public string MsBaseImage { get; set; } = "";
     public string MsStagePath { get; set; } = "";
     public string MsStage0Tag { get; set; } = "";
+
+    /// <summary>MsInit: auto (from MsCommand), systemd or none; resolved into <see cref="ResolvedInit"/>.</summary>
+    public string MsInit { get; set; } = "auto";
+
+    /// <summary>MsMakinaStates: auto, true or false; with MsMakinaStatesBuildForce, resolved into <see cref="ResolvedMakinaStates"/>.</summary>
+    public string MsMakinaStates { get; set; } = "auto";
+    public string MsMakinaStatesBuildForce { get; set; } = "";
+
+    /// <summary>MsExistingFolderMetadata: acl or all (checked here, before any container exists).</summary>
+    public string MsExistingFolderMetadata { get; set; } = "acl";
     [Required] public string SdkStageScriptsDirectory { get; set; } = "";
     public ITaskItem[] InjectedVolumes { get; set; } = [];
     public ITaskItem[] Secrets { get; set; } = [];
@@ -48,6 +58,12 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     public string AptConfigurationDirectory { get; set; } = "/etc/apt";
 
     [Output] public string ResolvedOsMirror { get; private set; } = "";
+
+    /// <summary>systemd or none: what PID 1 of the build container is.</summary>
+    [Output] public string ResolvedInit { get; private set; } = "";
+
+    /// <summary>true or false: whether stage2.sh runs the makina-states step.</summary>
+    [Output] public string ResolvedMakinaStates { get; private set; } = "";
     [Output] public string ResolvedBaseImagePath { get; private set; } = "";
     [Output] public string ImageCandidate { get; private set; } = "";
     [Output] public string Stage1Name { get; private set; } = "";
@@ -72,6 +88,11 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             throw new ImageBuildException(MsiCodes.CommandEmpty, MsiMessages.Format("CommandEmpty"));
         }
 
+        ResolvedInit = InitSystem.Resolve(MsInit, MsCommand);
+        ExistingFolderMetadata.Parse(MsExistingFolderMetadata);
+        var makinaStates = MakinaStatesStep.Resolve(MsMakinaStates, MsMakinaStatesBuildForce,
+            new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory).IsCorpusProject, image, MsOs, MsOsRelease);
+        ResolvedMakinaStates = makinaStates.Runs ? "true" : "false";
         DockerRunArguments.Parse(MsDockerArgs);
         BuildSecrets.Resolve(Secrets);
         ImageConfiguration.ExposedPorts(Ports);
@@ -111,7 +132,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             message => Log.LogMessage(MessageImportance.High, "Stage0: {0}", message), cancellationToken).ConfigureAwait(false));
         try
         {
-            await PrepareWithImageLockAsync(image, tree, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
+            await PrepareWithImageLockAsync(image, tree, baseImagePath, isScratch, makinaStates, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -123,8 +144,13 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     /// <summary>After the image lock: a failure here must not keep it (another build of the image would wait for this
     /// whole build to end).</summary>
     private async System.Threading.Tasks.Task PrepareWithImageLockAsync(ImageReference image, InjectedTree tree, string baseImagePath, bool isScratch,
-        CancellationToken cancellationToken)
+        MakinaStatesStep.Decision makinaStates, CancellationToken cancellationToken)
     {
+        Log.LogMessage(MessageImportance.High, "makina-states step: {0} ({1}).", makinaStates.Runs ? "on" : "off", makinaStates.Reason);
+        if (ResolvedInit == InitSystem.None)
+        {
+            Log.LogMessage(MessageImportance.High, "MsInit: none: the build container runs no init; '{0}' is the image's command.", MsCommand);
+        }
         var resolver = new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory);
         var scripts = resolver.ResolveAll();
         foreach (var script in scripts.Where(s => s.Name.StartsWith("stage", StringComparison.Ordinal)))
@@ -173,7 +199,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         foreach (var (name, value) in new (string, string)[]
         {
             ("MS_IMAGE", MsImage), ("MS_BASE", MsBase), ("MS_IMAGE_DIR", MsImageDir), ("MS_DATA_DIR", MsDataDir),
-            ("MS_COMMAND", MsCommand), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
+            ("MS_COMMAND", MsCommand), ("MS_INIT", ResolvedInit), ("MS_MAKINASTATES", ResolvedMakinaStates), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
             ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
             ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
             ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", engine.Endpoint.Display),
@@ -201,12 +227,11 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         {
             key.Append("base=").Append((await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false))?.ID ?? "missing").Append('\n');
         }
-        // Every file sent to the stage containers (not only the resolved ones: a user may drop a helper there).
+        // Every file sent to the stage containers, at any depth (helpers, lib/, data files beside the scripts).
         // stage0.sh and Dockerfile.stage0 shape only the base tarball, which is in the key by its content.
-        foreach (var file in Directory.GetFiles(BootstrapScriptsDirectory).Order(StringComparer.Ordinal))
+        foreach (var (name, file) in StageScriptResolver.Files(BootstrapScriptsDirectory))
         {
-            var name = Path.GetFileName(file);
-            if (name is not ("stage0.sh" or "Dockerfile.stage0" or StageScriptResolver.GeneratedManifestName))
+            if (name is not ("stage0.sh" or "Dockerfile.stage0"))
             {
                 key.Append(name).Append('=').Append(StageScriptResolver.Hash(file)).Append('\n');
             }

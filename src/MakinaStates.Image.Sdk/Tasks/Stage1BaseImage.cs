@@ -205,19 +205,23 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint.Display, error ?? "no image"));
     }
 
+    /// <summary>
+    /// Placed files that stage1.sh does not run: the base's own (in the key by the base image) and the later stages'.
+    /// Every other file is in the key, so a helper stage1.sh might use (a lib/, a unit it installs) rebuilds it.
+    /// </summary>
+    private static readonly HashSet<string> NotUsedByStage1 = new(StringComparer.Ordinal)
+    {
+        "stage0.sh", "Dockerfile.stage0", "stage2.sh", "stage3.sh", "snapshot.sh", "save-acls.sh", "selfcheck.sh",
+    };
+
     private string Stage1Key(string baseImageId)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         // The SDK build is part of the key: how a stage1 container is run is the SDK's code, not only the scripts.
         var sdk = typeof(Stage1BaseImage).Assembly.ManifestModule.ModuleVersionId;
         hash.AppendData(Encoding.UTF8.GetBytes($"sdk={sdk}\nbase={baseImageId}\nos={MsOs}\nrelease={MsOsRelease}\n"));
-        foreach (var file in Directory.GetFiles(BootstrapScriptsDirectory).Order(StringComparer.Ordinal))
+        foreach (var (name, file) in StageScriptResolver.Files(BootstrapScriptsDirectory).Where(f => !NotUsedByStage1.Contains(f.Name)))
         {
-            var name = Path.GetFileName(file);
-            if (name.StartsWith('.') || name == "stage0.sh" || name == "Dockerfile.stage0")
-            {
-                continue;
-            }
             hash.AppendData(Encoding.UTF8.GetBytes($"{name}\n"));
             hash.AppendData(File.ReadAllBytes(file));
         }

@@ -40,6 +40,21 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     /// <summary>MsExposeInjectedVolumes: also lay the merged tree at /docker/injected_volumes while building.</summary>
     public bool ExposeInjectedVolumes { get; set; } = true;
 
+    /// <summary>From Stage0: systemd, or none (PID 1 only keeps the container up; no boot to wait for).</summary>
+    public string Init { get; set; } = InitSystem.Systemd;
+
+    /// <summary>From Stage0: whether stage2.sh runs the makina-states step (a local MsGitUrl is then checked out here).</summary>
+    public bool MakinaStates { get; set; }
+
+    /// <summary>MsExistingFolderMetadata: acl (ACLs and xattrs) or all (also owner and mode) for folders the image has.</summary>
+    public string ExistingFolderMetadata { get; set; } = Injection.ExistingFolderMetadata.Acl;
+
+    /// <summary>Where the list of injected paths is in the build container (NUL-separated; /docker is never committed).</summary>
+    public const string InjectedPathsInContainer = "/docker/injected-paths";
+
+    /// <summary>stage2.sh's exit code when makina-states cannot be cloned (sysexits' EX_UNAVAILABLE).</summary>
+    private const int MakinaStatesUnavailableExitCode = 69;
+
     [Output] public string ContainerId { get; private set; } = "";
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
@@ -47,38 +62,56 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         // Stage0 validated this tree and warned about what it skips; collect it again as it is now. The build also
         // sees it at /docker/injected_volumes (the seed's layout) with the effective scripts; /docker is removed
         // before the commit.
-        var sources = InjectedTree.ImageSources(MsImageDir, InjectedVolumes).ToList();
-        IEnumerable<InjectedTree.Source> exposed = ExposeInjectedVolumes
-            ? sources.Select(s => s with { TargetPath = "/docker/injected_volumes/" + s.TargetPath.TrimStart('/') }).ToList()
-            : [];
-        // git work trees made on this host (the image needs no git, a remote engine no access to this host).
-        var checkouts = new List<string>();
-        if (CorpusCommit.Length > 0)
-        {
-            checkouts.Add(CorpusProject.CheckOut(MsImageDir, CorpusCommit, detach: true));
-            sources.Add(new InjectedTree.Source(checkouts[^1], CorpusProject.DeployPath + "/"));
-        }
-        if (CorpusProject.LocalRepository(MsGitUrl) is { } localMakinaStates)
-        {
-            // stage2.sh installs makina-states from /docker/makina-states (the seed's volume) instead of cloning.
-            checkouts.Add(CorpusProject.CheckOut(localMakinaStates, MsGitBranch, detach: false));
-            exposed = [.. exposed, new InjectedTree.Source(checkouts[^1], "/docker/makina-states/")];
-        }
-        InjectedTree tree;
+        var imageSources = InjectedTree.ImageSources(MsImageDir, InjectedVolumes).ToList();
+        var sources = new List<InjectedTree.Source>(imageSources);
+        // git work trees made on this host (the image needs no git, a remote engine no access to this host), and the
+        // list of injected paths.
+        var temporaryFolders = new List<string>();
         try
         {
-            tree = InjectedTree.Collect([.. sources, .. exposed,
-                new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName])]);
-            await BootAndInjectAsync(tree, cancellationToken).ConfigureAwait(false);
+            if (CorpusCommit.Length > 0)
+            {
+                temporaryFolders.Add(CorpusProject.CheckOut(MsImageDir, CorpusCommit, detach: true));
+                sources.Add(new InjectedTree.Source(temporaryFolders[^1], CorpusProject.DeployPath + "/"));
+            }
+            var tree = InjectedTree.Collect(sources);
+            // What the user injected, for the build's own steps to leave alone (snapshot.sh, stage2.sh).
+            temporaryFolders.Add(Directory.CreateTempSubdirectory("msimage-paths-").FullName);
+            var pathList = Path.Combine(temporaryFolders[^1], "injected-paths");
+            File.WriteAllBytes(pathList, tree.PathList());
+            var imagePaths = tree.Nodes.Select(n => n.ImagePath).ToHashSet(StringComparer.Ordinal);
+
+            if (ExposeInjectedVolumes)
+            {
+                foreach (var source in imageSources)
+                {
+                    tree.Add(source with { TargetPath = "/docker/injected_volumes/" + source.TargetPath.TrimStart('/') });
+                }
+            }
+            if (MakinaStates && CorpusProject.LocalRepository(MsGitUrl) is { } localMakinaStates)
+            {
+                // stage2.sh installs makina-states from /docker/makina-states (the seed's volume) instead of cloning.
+                temporaryFolders.Add(CheckOutMakinaStates(localMakinaStates));
+                tree.Add(new InjectedTree.Source(temporaryFolders[^1], "/docker/makina-states/"));
+            }
+            tree.Add(new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName]));
+            tree.Add(new InjectedTree.Source(pathList, InjectedPathsInContainer));
+            await BootAndInjectAsync(tree, imagePaths, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            foreach (var checkout in checkouts)
+            foreach (var folder in temporaryFolders)
             {
-                Directory.Delete(checkout, recursive: true);
+                Directory.Delete(folder, recursive: true);
             }
         }
     }
+
+    private string CheckOutMakinaStates(string repository) =>
+        CorpusProject.CheckOut(repository, MsGitBranch, detach: false, failure: output => MakinaStatesUnreachable(output));
+
+    private ImageBuildException MakinaStatesUnreachable(string why) =>
+        new(MsiCodes.MakinaStatesUnreachable, MsiMessages.Format("MakinaStatesUnreachable", MsGitUrl, MsGitBranch, why.Trim().TrimEnd('.')));
 
     /// <summary>Podman's archive API drops ACL xattrs: they are set again from the tree, inside the booted container.</summary>
     private async System.Threading.Tasks.Task RestoreAclsAsync(DockerEngine engine, string containerId, string acls, CancellationToken cancellationToken)
@@ -94,30 +127,38 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         Log.LogMessage(MessageImportance.Normal, "Stage2: the injected ACLs were set again inside the container (Podman's archive API drops them).");
     }
 
-    private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, CancellationToken cancellationToken)
+    private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, IReadOnlySet<string> imagePaths, CancellationToken cancellationToken)
     {
-
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.Normal, "Stage2: systemd's cgroup: {0}.", identity.SystemdCgroupAccess);
         var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage),
             identity.SystemdCgroupAccess, consoleTty: !identity.IsPodman);
+        if (Init == InitSystem.None)
+        {
+            // MsInit=none: PID 1 only keeps the container up (the scripts run through exec); MsCommand is the committed Cmd.
+            spec.Cmd = InitSystem.KeepAlive;
+            spec.StopSignal = "SIGTERM";
+        }
         var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
         try
         {
             // Injected before the start, so systemd boots with the injected units in place.
             var watch = Stopwatch.StartNew();
-            await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken,
+            var existing = await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken,
                 message => Log.LogMessage(MessageImportance.High, "Stage2: {0}", message)).ConfigureAwait(false);
             Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
 
             await engine.Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
-            await SystemdBoot.WaitAsync(engine, created.ID, TimeSpan.FromSeconds(BootTimeoutSeconds),
-                message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
+            if (Init == InitSystem.Systemd)
+            {
+                await SystemdBoot.WaitAsync(engine, created.ID, TimeSpan.FromSeconds(BootTimeoutSeconds),
+                    message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
+            }
 
             await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/sh", "-c", LinkDataDirectory], null, _ => { }, cancellationToken).ConfigureAwait(false);
-            if ((await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman && AclRestoreList.Build(tree) is { Length: > 0 } acls)
+            if ((await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman && AclRestoreList.Build(tree, existing) is { Length: > 0 } acls)
             {
                 await RestoreAclsAsync(engine, created.ID, acls, cancellationToken).ConfigureAwait(false);
             }
@@ -126,8 +167,14 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.Normal, "Stage2: secret {0} is at {1}/{0}.", secret.Name, BuildSecrets.Directory);
             }
+            await ApplyExistingFolderMetadataAsync(engine, created.ID, tree, existing.Where(imagePaths.Contains).ToHashSet(StringComparer.Ordinal), cancellationToken).ConfigureAwait(false);
             var result = await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"],
                 StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage2: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (result.ExitCode == MakinaStatesUnavailableExitCode && MakinaStates)
+            {
+                // git's own complaint and stage2.sh's line naming what failed.
+                throw MakinaStatesUnreachable(string.Join("; ", result.LastLines.TakeLast(2)));
+            }
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage2ScriptFailed,
@@ -141,5 +188,27 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             await engine.RemoveContainerAsync(created.ID, CleanupToken()).ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>The folders the image already had take what the injected ones carry (rsync -aA; see ExistingFolderMetadata).</summary>
+    private async System.Threading.Tasks.Task ApplyExistingFolderMetadataAsync(DockerEngine engine, string containerId, InjectedTree tree,
+        IReadOnlySet<string> existing, CancellationToken cancellationToken)
+    {
+        if (Injection.ExistingFolderMetadata.Script(tree, existing, Injection.ExistingFolderMetadata.Parse(ExistingFolderMetadata)) is not var (script, folders))
+        {
+            return;
+        }
+        const string path = "/run/makinastates/existing-folders.sh";
+        await ContainerExec.WriteFileAsync(engine.Client, containerId, path, System.Text.Encoding.UTF8.GetBytes(script), cancellationToken).ConfigureAwait(false);
+        var result = await ContainerExec.RunAsync(engine.Client, containerId, ["/bin/sh", path], null,
+            line => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", line), cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new ImageBuildException(MsiCodes.ExistingFolderMetadataFailed, MsiMessages.Format("ExistingFolderMetadataFailed",
+                folders, ExistingFolderMetadata, result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+        }
+        Log.LogMessage(MessageImportance.Normal, "Stage2: {0} folder(s) the image already had took the injected ones' {1} (MsExistingFolderMetadata={2}).",
+            folders, Injection.ExistingFolderMetadata.Parse(ExistingFolderMetadata) == Injection.ExistingFolderMetadata.All ? "owner, mode, ACLs and xattrs" : "ACLs and xattrs",
+            ExistingFolderMetadata);
     }
 }

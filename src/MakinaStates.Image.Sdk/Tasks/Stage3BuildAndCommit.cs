@@ -19,6 +19,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     [Required] public string ImageCandidate { get; set; } = "";
     public int StopTimeoutSeconds { get; set; } = 60;
 
+    /// <summary>From Stage0: systemd, or none (no unit restores ACLs at boot; the stop signal is SIGTERM).</summary>
+    public string Init { get; set; } = InitSystem.Systemd;
+
     /// <summary>MsDoSnapshot: "yes" runs snapshot.sh before the commit.</summary>
     public string DoSnapshot { get; set; } = "yes";
 
@@ -60,6 +63,10 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
             }
             await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken).ConfigureAwait(false);
+            if (Init == InitSystem.None)
+            {
+                await WarnAboutAclsWithoutInitAsync(engine, cancellationToken).ConfigureAwait(false);
+            }
             // /docker held the build-time scripts: not image content. The secrets live in the /run tmpfs (never
             // committed); they are removed all the same before systemd stops.
             await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker", Settings.BuildSecrets.Directory], null, _ => { }, cancellationToken).ConfigureAwait(false);
@@ -81,7 +88,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 RepositoryName = repository,
                 Tag = temporaryTag,
                 Cmd = ShellWords.Split(MsCommand).ToList(),
-                StopSignal = SystemdContainerSpec.StopSignal,
+                StopSignal = Init == InitSystem.None ? "SIGTERM" : SystemdContainerSpec.StopSignal,
                 // The container's own Env (the base image's PATH among it) is merged in by the engine.
                 Env = ["container=docker", .. ImageConfiguration.Environment(EnvironmentVariables)],
                 ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
@@ -136,6 +143,18 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             labels["org.opencontainers.image.revision"] = CorpusCommit;
         }
         return labels;
+    }
+
+    /// <summary>Without init no unit puts back the ACLs and xattrs that the commit drops (from the tree or stage3.sh): say so.</summary>
+    private async System.Threading.Tasks.Task WarnAboutAclsWithoutInitAsync(DockerEngine engine, CancellationToken cancellationToken)
+    {
+        var saved = new List<string>();
+        await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/sh", "-c", "sed -n 's/^# file: //p' /acls.txt /xattrs.txt 2>/dev/null | sort -u"],
+            null, saved.Add, cancellationToken, keepLastLines: 0).ConfigureAwait(false);
+        if (saved.Count > 0)
+        {
+            LogCodedWarning(MsiCodes.AclsNotRestoredWithoutInit, MsiMessages.Format("AclsNotRestoredWithoutInit", saved.Count, string.Join(", ", saved.Take(3))));
+        }
     }
 
     private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken)

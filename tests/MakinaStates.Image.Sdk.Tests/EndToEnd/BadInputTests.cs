@@ -102,4 +102,23 @@ public sealed class BadInputTests
             await TestDocker.RemoveProjectImagesAsync(docker, image);
         }
     }
+
+    [TestMethod]
+    [DataRow("MsInit", "openrc", "auto, systemd, none")]
+    [DataRow("MsMakinaStates", "maybe", "auto, true, false")]
+    [DataRow("MsExistingFolderMetadata", "owner", "acl, all")]
+    public async Task A_setting_outside_its_choices_is_MSI0019_before_anything_is_made(string setting, string value, string choices)
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-choice-{Guid.NewGuid():N}"[..40];
+        using var project = new ImageProject(image);
+        var build = await project.BuildAsync($"-p:{setting}={value}");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0019");
+        StringAssert.Contains(build.Output, $"{setting} '{value}' is not one of {choices}");
+        Assert.IsNull(build.BuildId, "the build went past Stage0's validation");
+        Assert.IsFalse(Directory.Exists(Path.Combine(project.Directory, "injected_volumes")), "Stage0 laid out the image dir");
+        Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"{image}-stage1:latest"));
+    }
 }

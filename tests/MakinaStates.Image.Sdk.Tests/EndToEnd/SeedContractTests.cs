@@ -32,7 +32,8 @@ public sealed class SeedContractTests
         {
             async Task<string?> Winner()
             {
-                var build = await project.BuildAsync($"-p:MsStagePath={stagePath}");
+                // A corpus project runs the makina-states step by default (auto): not what this test is about.
+                var build = await project.BuildAsync($"-p:MsStagePath={stagePath}", "-p:MsMakinaStates=false");
                 Assert.IsTrue(build.Succeeded, build.Output);
                 return (await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/stage3-winner"))?.Trim();
             }
@@ -60,14 +61,17 @@ public sealed class SeedContractTests
     }
 
     [TestMethod]
-    public async Task Stage1_is_reused_while_its_key_holds_and_replaced_when_stage3_changes()
+    public async Task Stage1_is_reused_while_its_key_holds_and_when_stage3_changes_and_a_helper_change_rebuilds_both()
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
         var image = UniqueImage("stage1-cache");
         using var project = new ImageProject(image);
-        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho one\n", executable: true);
+        const string Stage3 = "#!/bin/bash\nset -e\n. \"$(dirname \"$0\")/lib/helper.sh\"\necho \"$HELPER\" > /srv/helper\n";
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", Stage3, executable: true);
+        project.Write("image_rootfs/bootstrap_scripts/lib/helper.sh", "HELPER=one\n");
         var page = project.Write("injected_volumes/srv/page.txt", "one\n");
+        async Task<string?> Helper() => (await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/helper"))?.Trim();
         try
         {
             var initial = await project.BuildAsync();
@@ -75,6 +79,7 @@ public sealed class SeedContractTests
             var first = await docker.Images.InspectImageAsync($"{image}-stage1:latest");
             var firstKey = first.Config!.Labels!["io.makinastates.stage1-key"];
             var firstCandidate = await TestDocker.ImageIdAsync(docker, $"{image}:candidate");
+            Assert.AreEqual("one", await Helper());
 
             // A changed injected file is not a stage1 input: the build runs Stage1, which must reuse the image.
             File.WriteAllText(page, "two\n");
@@ -89,9 +94,22 @@ public sealed class SeedContractTests
             Assert.AreEqual("two\n", await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/page.txt"));
             StringAssert.Contains(second.Output, $"Stage1: {image}-stage1:latest is up to date");
 
-            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho two\n", executable: true);
+            // stage3.sh shapes only stages 2 and 3: the stage1 image is the same one.
+            var candidate = await TestDocker.ImageIdAsync(docker, $"{image}:candidate");
+            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", Stage3 + "echo changed > /srv/stage3-changed\n", executable: true);
             var third = await project.BuildAsync();
             Assert.IsTrue(third.Succeeded, third.Output);
+            StringAssert.Contains(third.Output, "(reused)");
+            Assert.AreEqual(first.ID, (await docker.Images.InspectImageAsync($"{image}-stage1:latest")).ID);
+            Assert.AreNotEqual(candidate, await TestDocker.ImageIdAsync(docker, $"{image}:candidate"));
+
+            // Only a helper changed: the image is out of date, and the candidate follows it.
+            project.Write("image_rootfs/bootstrap_scripts/lib/helper.sh", "HELPER=two\n");
+            var fourth = await project.BuildAsync();
+            Assert.IsTrue(fourth.Succeeded, fourth.Output);
+            Assert.IsFalse(fourth.Output.Contains("is up to date (inputs key", StringComparison.Ordinal), fourth.Output);
+            Assert.AreEqual("two", await Helper());
+            // A helper stage1.sh might use is in its key too: replaced, and the old stage1 image removed.
             var replaced = await docker.Images.InspectImageAsync($"{image}-stage1:latest");
             Assert.AreNotEqual(first.ID, replaced.ID);
             Assert.AreNotEqual(firstKey, replaced.Config!.Labels!["io.makinastates.stage1-key"]);

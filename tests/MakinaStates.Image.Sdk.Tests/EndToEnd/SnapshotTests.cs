@@ -3,8 +3,9 @@ using MakinaStates.Image.Sdk.Tests.Support;
 namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 
 /// <summary>
-/// MsDoSnapshot=yes strips what must not be shared by every container of the image; =no keeps it. stage3.sh makes
+/// MsDoSnapshot=yes strips what the build generated or what identifies one machine; =no keeps it. stage3.sh makes
 /// each item and asserts it exists (the "before"); the committed image is then read without booting it (the "after").
+/// Nothing the user injected is stripped: preconfigured pillars stay, and an injected authorized_keys is kept and named.
 /// </summary>
 [TestClass]
 public sealed class SnapshotTests
@@ -31,16 +32,20 @@ public sealed class SnapshotTests
         test -s /etc/machine-id
         """;
 
-    private static async Task<Dictionary<string, string?>> BuildAndReadAsync(string doSnapshot)
+    private static async Task<(Dictionary<string, string?> Files, DotnetBuild Build)> BuildAndReadAsync(string doSnapshot)
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
         var image = $"makinastates/test-snapshot-{doSnapshot}-{Guid.NewGuid():N}"[..44];
         using var project = new ImageProject(image);
         project.Write("image_rootfs/bootstrap_scripts/stage3.sh", MakeEverything, executable: true);
+        project.Write("injected_volumes/home/deploy/.ssh/authorized_keys", "ssh-ed25519 AAAA deploy@ci\n");
+        project.Write("injected_volumes/srv/pillar/init.sls", "preconfigured: pillar\n");
+        project.Write("injected_volumes/etc/salt/pki/minion/minion_master.pub", "injected master key\n");
         try
         {
-            var build = await project.BuildAsync($"-p:MsDoSnapshot={doSnapshot}");
+            // The list of injected paths is there whatever MsExposeInjectedVolumes says.
+            var build = await project.BuildAsync($"-p:MsDoSnapshot={doSnapshot}", "-p:MsExposeInjectedVolumes=false");
             Assert.IsTrue(build.Succeeded, build.Output);
             var files = new Dictionary<string, string?>();
             foreach (var path in new[]
@@ -48,12 +53,13 @@ public sealed class SnapshotTests
                 "/etc/machine-id", "/etc/ssh/ssh_host_ed25519_key", "/root/.ssh/authorized_keys", "/root/.ssh/known_hosts",
                 "/root/.bash_history", "/var/log/makinastates-build.log", "/tmp/build-junk", "/var/cache/apt/archives/thing.deb",
                 "/var/lib/apt/lists/mirror_Packages", "/etc/salt/pki/minion/minion.pem", "/srv/pillar/secret.sls",
-                "/etc/systemd/system/makinastates-ssh-hostkeys.service",
+                "/etc/systemd/system/makinastates-ssh-hostkeys.service", "/home/deploy/.ssh/authorized_keys", "/srv/pillar/init.sls",
+                "/etc/salt/pki/minion/minion_master.pub",
             })
             {
                 files[path] = await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", path);
             }
-            return files;
+            return (files, build);
         }
         finally
         {
@@ -62,9 +68,9 @@ public sealed class SnapshotTests
     }
 
     [TestMethod]
-    public async Task Snapshot_strips_identity_keys_histories_logs_caches_and_salt_secrets()
+    public async Task Snapshot_strips_identity_keys_histories_logs_caches_and_salt_keys_but_nothing_injected()
     {
-        var after = await BuildAndReadAsync("yes");
+        var (after, build) = await BuildAndReadAsync("yes");
         Assert.AreEqual("", after["/etc/machine-id"], "machine-id must be empty (made at each container's first boot)");
         Assert.IsNull(after["/etc/ssh/ssh_host_ed25519_key"], "SSH host keys must be removed");
         StringAssert.Contains(after["/etc/systemd/system/makinastates-ssh-hostkeys.service"], "ssh-keygen -A", "host keys are made again at first boot");
@@ -76,13 +82,19 @@ public sealed class SnapshotTests
         Assert.IsNull(after["/var/cache/apt/archives/thing.deb"]);
         Assert.IsNull(after["/var/lib/apt/lists/mirror_Packages"]);
         Assert.IsNull(after["/etc/salt/pki/minion/minion.pem"]);
-        Assert.IsNull(after["/srv/pillar/secret.sls"]);
+        // Pillars are the image's configuration (the seed's preconfigured pillars): secrets belong in MsSecret.
+        Assert.AreEqual("password: hunter2\n", after["/srv/pillar/secret.sls"]);
+        Assert.AreEqual("preconfigured: pillar\n", after["/srv/pillar/init.sls"]);
+        Assert.AreEqual("ssh-ed25519 AAAA deploy@ci\n", after["/home/deploy/.ssh/authorized_keys"]);
+        Assert.AreEqual("injected master key\n", after["/etc/salt/pki/minion/minion_master.pub"]);
+        StringAssert.Contains(build.Output, "snapshot: kept /home/deploy/.ssh/authorized_keys: it was injected");
+        StringAssert.Contains(build.Output, "snapshot: kept /etc/salt/pki/minion/minion_master.pub: it was injected");
     }
 
     [TestMethod]
     public async Task No_snapshot_keeps_everything()
     {
-        var after = await BuildAndReadAsync("no");
+        var (after, _) = await BuildAndReadAsync("no");
         Assert.AreEqual("0123456789abcdef0123456789abcdef\n", after["/etc/machine-id"]);
         Assert.AreEqual("host-key\n", after["/etc/ssh/ssh_host_ed25519_key"]);
         Assert.IsNull(after["/etc/systemd/system/makinastates-ssh-hostkeys.service"]);

@@ -12,6 +12,7 @@ public sealed class SettingsEvaluationTests
         "MS_IMAGE", "MS_BASE", "MS_IMAGE_DIR", "MS_DATA_DIR", "MS_COMMAND", "MS_OS", "MS_OS_RELEASE", "MS_OS_MIRROR",
         "MS_BASEIMAGE", "MS_GIT_URL", "MS_GIT_BRANCH", "MS_STAGE0_TAG", "MS_DOCKERFILE_STAGE0", "MS_DOCKER_ARGS",
         "MS_MAKINASTATES_BUILD_FORCE", "MS_DO_SNAPSHOT", "MS_SKIP_STAGE0_BUILD", "MS_STAGE_PATH", "XDG_CACHE_HOME",
+        "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA",
     ];
 
     private readonly Dictionary<string, string?> _savedEnvironment = [];
@@ -67,6 +68,34 @@ public sealed class SettingsEvaluationTests
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         Assert.AreEqual($"{home}/.cache/makinastates-image/", project.GetPropertyValue("MsDataDir"));
         Assert.AreEqual("", project.GetPropertyValue("MsOsMirror"), "resolved from the host's apt sources by Stage0, not at evaluation");
+        Assert.AreEqual("https://github.com/makinacorpus/makina-states", project.GetPropertyValue("MsGitUrl"), "the seed's upstream");
+        Assert.AreEqual("auto", project.GetPropertyValue("MsMakinaStates"));
+        Assert.AreEqual("auto", project.GetPropertyValue("MsInit"));
+        Assert.AreEqual("acl", project.GetPropertyValue("MsExistingFolderMetadata"));
+    }
+
+    [TestMethod]
+    public void New_settings_follow_their_environment_variables_and_shape_the_image()
+    {
+        Environment.SetEnvironmentVariable("MS_MAKINASTATES", "false");
+        Environment.SetEnvironmentVariable("MS_INIT", "none");
+        Environment.SetEnvironmentVariable("MS_EXISTING_FOLDER_METADATA", "all");
+        Environment.SetEnvironmentVariable("MS_GIT_URL", "/srv/mirrors/makina-states");
+        var project = Evaluate("<PropertyGroup><MsInit>systemd</MsInit></PropertyGroup>");
+        Assert.AreEqual("false", project.GetPropertyValue("MsMakinaStates"));
+        Assert.AreEqual("systemd", project.GetPropertyValue("MsInit"), "the project wins over MS_INIT");
+        Assert.AreEqual("all", project.GetPropertyValue("MsExistingFolderMetadata"));
+        Assert.AreEqual("/srv/mirrors/makina-states", project.GetPropertyValue("MsGitUrl"));
+        var shaping = project.GetItems("MsShapingSetting").ToDictionary(i => i.EvaluatedInclude, i => i.GetMetadataValue("Value"));
+        Assert.AreEqual("false", shaping["MsMakinaStates"]);
+        Assert.AreEqual("systemd", shaping["MsInit"]);
+        Assert.AreEqual("all", shaping["MsExistingFolderMetadata"]);
+        // The scripts see them (resolved by Stage0) as MS_*.
+        var stage0 = File.ReadAllText(Path.Combine(Repository.Root, "sdk", "Sdk.targets"));
+        foreach (var name in new[] { "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA" })
+        {
+            StringAssert.Contains(stage0, $"<MsStageEnvironment Include=\"{name}\"");
+        }
     }
 
     [TestMethod]

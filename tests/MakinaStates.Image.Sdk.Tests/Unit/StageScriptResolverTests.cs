@@ -62,4 +62,63 @@ public sealed class StageScriptResolverTests
         File.WriteAllText(Path.Combine(resolver.BootstrapScriptsDirectory, "stage3.sh"), "edited by the user");
         Assert.AreEqual("injected_volumes/bootstrap_scripts/", resolver.Resolve("stage3.sh").Origin);
     }
+
+    private string Placed(string name) => File.ReadAllText(Path.Combine(_image, "injected_volumes", "bootstrap_scripts", name));
+
+    private void PutFile(string relative, string content)
+    {
+        var path = Path.Combine(_image, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, content);
+    }
+
+    private IReadOnlyList<StageScriptResolver.ResolvedScript> Place()
+    {
+        var resolver = new StageScriptResolver(_image, _stagePath, _sdk);
+        return resolver.PlaceEffectiveScripts(resolver.ResolveAll());
+    }
+
+    [TestMethod]
+    public void Every_file_at_any_depth_is_placed_merged_file_by_file_with_the_same_precedence()
+    {
+        PutFile("image_rootfs/bootstrap_scripts/lib/helper.sh", "rootfs helper");
+        PutFile("image_rootfs/bootstrap_scripts/data/.greeting", "rootfs dotfile");
+        PutFile("injected_volumes/bootstrap_scripts/lib/helper.sh", "injected helper");
+        PutFile("injected_volumes/bootstrap_scripts/lib/other.sh", "injected other");
+        File.WriteAllText(Path.Combine(_stagePath, "extra.conf"), "stage path data");
+        var placed = Place();
+        Assert.AreEqual("rootfs helper", Placed("lib/helper.sh"));
+        Assert.AreEqual("injected other", Placed("lib/other.sh"), "folders merge file by file");
+        Assert.AreEqual("rootfs dotfile", Placed("data/.greeting"));
+        Assert.AreEqual("stage path data", Placed("extra.conf"));
+        Assert.AreEqual("sdk", Placed("stage3.sh"));
+        CollectionAssert.IsSubsetOf(new[] { "data/.greeting", "extra.conf", "lib/helper.sh", "lib/other.sh", "stage3.sh" }, placed.Select(p => p.Name).ToArray());
+        Assert.IsTrue(File.GetUnixFileMode(Path.Combine(_image, "injected_volumes/bootstrap_scripts/lib/helper.sh")).HasFlag(UnixFileMode.UserExecute));
+    }
+
+    [TestMethod]
+    public void A_removed_nested_helper_is_removed_with_its_folder_and_a_users_own_file_stays_theirs()
+    {
+        PutFile("image_rootfs/bootstrap_scripts/lib/deep/helper.sh", "v1");
+        PutFile("injected_volumes/bootstrap_scripts/mine.sh", "the user's own");
+        Place();
+        Assert.AreEqual("v1", Placed("lib/deep/helper.sh"));
+        File.Delete(Path.Combine(_image, "image_rootfs/bootstrap_scripts/lib/deep/helper.sh"));
+        Place();
+        Assert.IsFalse(Directory.Exists(Path.Combine(_image, "injected_volumes/bootstrap_scripts/lib")), "the copy and its emptied folders go");
+        // Placed twice: a user's file in injected_volumes/bootstrap_scripts/ is never taken for Stage0's copy.
+        Place();
+        Assert.AreEqual("the user's own", Placed("mine.sh"));
+        Assert.AreEqual("injected_volumes/bootstrap_scripts/", new StageScriptResolver(_image, _stagePath, _sdk).Resolve("mine.sh").Origin);
+    }
+
+    [TestMethod]
+    public void A_users_edit_of_a_placed_copy_stays_an_override_build_after_build()
+    {
+        Place();
+        File.WriteAllText(Path.Combine(_image, "injected_volumes/bootstrap_scripts/stage3.sh"), "edited by the user");
+        Place();
+        Place();
+        Assert.AreEqual("edited by the user", Placed("stage3.sh"));
+    }
 }
