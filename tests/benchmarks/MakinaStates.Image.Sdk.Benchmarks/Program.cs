@@ -13,7 +13,7 @@ using MakinaStates.Image.Sdk.Tests.Support;
 //        (inject TREE CONTAINER: one injection through the SDK's archive stream, for measurement (c))
 if (args is ["inject", var treeArg, var containerArg])
 {
-    using var engine = await DockerEngine.ConnectAsync(null, CancellationToken.None);
+    using var engine = await DockerEngine.ConnectAsync((string?)null, CancellationToken.None);
     await ArchiveUpload.UploadAsync(engine, containerArg, InjectedTree.Collect([new InjectedTree.Source(treeArg, "/srv/bench/")]), CancellationToken.None);
     return 0;
 }
