@@ -146,6 +146,22 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         [.. StageEnvironment.Select(i => $"{i.ItemSpec}={i.GetMetadata("Value")}"), .. Settings.DockerRunArguments.Parse(MsDockerArgs).Environment];
 
     /// <summary>
+    /// Runs a stage script through exec with the stage environment: each output line at normal importance (prefixed
+    /// with <paramref name="linePrefix"/>; binlogs keep it all), and a heartbeat at high importance while it runs.
+    /// </summary>
+    protected async Task<Engine.ContainerExec.Result> RunStageScriptAsync(Engine.DockerEngine engine, string containerId, string stage,
+        string script, string linePrefix, IList<string> command, CancellationToken cancellationToken)
+    {
+        using var heartbeat = StageScriptHeartbeat(stage, script);
+        return await Engine.ContainerExec.RunAsync(engine.Client, containerId, command, StageEnvironmentList(),
+            heartbeat.Observe(line => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", linePrefix, line)), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The heartbeat of a script that runs for <paramref name="stage"/> (see <see cref="Engine.ScriptHeartbeat"/>).</summary>
+    protected Engine.ScriptHeartbeat StageScriptHeartbeat(string stage, string script) =>
+        new(stage, script, message => Log.LogMessage(MessageImportance.High, "{0}", message));
+
+    /// <summary>
     /// docker commit merges the container's labels into the image: the per-build ones and MsDockerArgs' are blanked so
     /// they do not mark every container later run from the image.
     /// </summary>

@@ -74,8 +74,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
         {
             await ArchiveUpload.UploadAsync(engine, container.ID, BootstrapScriptsTree(), cancellationToken).ConfigureAwait(false);
             await engine.Client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
-            var result = await ContainerExec.RunAsync(engine.Client, container.ID, ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage1.sh"],
-                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage1: {0}", line), cancellationToken).ConfigureAwait(false);
+            var result = await RunStageScriptAsync(engine, container.ID, "Stage1", "stage1.sh", "stage1",
+                ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage1.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
@@ -149,8 +149,13 @@ public sealed class Stage1BaseImage : ImageBuildTask
             // stage0.sh writes $MS_DATA_DIR/$MS_BASEIMAGE: give it the resolved place (MsBaseImage may be absolute).
             hostEnvironment["MS_DATA_DIR"] = Path.GetDirectoryName(BaseImagePath)!;
             hostEnvironment["MS_BASEIMAGE"] = Path.GetFileName(BaseImagePath);
-            var (exitCode, lastLines) = await HostScriptRunner.RunAsync(script, hostEnvironment,
-                line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
+            int exitCode;
+            IReadOnlyList<string> lastLines;
+            using (var heartbeat = StageScriptHeartbeat("Stage1", "stage0.sh"))
+            {
+                (exitCode, lastLines) = await HostScriptRunner.RunAsync(script, hostEnvironment,
+                    heartbeat.Observe(line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line)), cancellationToken).ConfigureAwait(false);
+            }
             if (exitCode != 0 || !File.Exists(BaseImagePath))
             {
                 throw new ImageBuildException(MsiCodes.BaseCreationFailed,
@@ -175,8 +180,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage0", MsImage),
         }, engine, dataDirectory: null, MsImage, [], cancellationToken).ConfigureAwait(false);
+        using var builderHeartbeat = StageScriptHeartbeat("Stage1", "stage0.sh in the builder");
         await Stage0Builder.RunAsync(engine, Stage0Tag, container, BootstrapScriptsTree(), $"{output}/{name}", BaseImagePath,
-            line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
+            builderHeartbeat.Observe(line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line)), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>An MsBase that is not on the engine is pulled once; if that fails, the error names it.</summary>

@@ -106,8 +106,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.Normal, "Stage2: secret {0} is at {1}/{0}.", secret.Name, BuildSecrets.Directory);
             }
-            var result = await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"],
-                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage2: {0}", line), cancellationToken).ConfigureAwait(false);
+            var result = await RunStageScriptAsync(engine, created.ID, "Stage2", "stage2.sh", "stage2",
+                ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage2ScriptFailed,

@@ -43,8 +43,8 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         ReleaseStageContainerGuard();
         try
         {
-            var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"],
-                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage3: {0}", line), cancellationToken).ConfigureAwait(false);
+            var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", "stage3.sh", "stage3",
+                ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage3ScriptFailed,
@@ -140,8 +140,8 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
     private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken)
     {
-        var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"],
-            StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", script, line), cancellationToken).ConfigureAwait(false);
+        var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", script, script,
+            ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"], cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new ImageBuildException(code,
