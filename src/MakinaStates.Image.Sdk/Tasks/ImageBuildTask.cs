@@ -37,7 +37,18 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// <summary>The MS_* settings as the seed passes them to its stage containers (item = name, Value = value).</summary>
     public ITaskItem[] StageEnvironment { get; set; } = [];
 
-    public void Cancel() => _cancellation.Cancel();
+    public void Cancel()
+    {
+        _cancellation.Cancel();
+        try
+        {
+            (BuildEngine4?.GetRegisteredTaskObject(FreshBaseKey, RegisteredTaskObjectLifetime.Build) as Engine.BaseTarballInProgress)?.Abandon();
+        }
+        catch (Exception)
+        {
+            // The build is being torn down: MSBuild disposes the fresh base itself.
+        }
+    }
 
     /// <summary>How long this stage took, for the build summary.</summary>
     [Output] public string ElapsedSeconds { get; private set; } = "0";
@@ -340,6 +351,35 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         }
     }
 
+
+    private string FreshBaseKey => $"MakinaStates.Image.Sdk.FreshBase/{BuildId}";
+
+    /// <summary>A fresh base whose tarball is still being written: Stage3 finishes it, else MSBuild at the build's end.</summary>
+    protected void HoldFreshBase(Engine.BaseTarballInProgress fresh) =>
+        BuildEngine4.RegisterTaskObject(FreshBaseKey, fresh, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
+    /// <summary>
+    /// Waits for the fresh base's tarball (compressed while the stages ran) and tags its import for the next builds.
+    /// The image does not depend on it: a failure is a warning, and the next build makes the base again.
+    /// </summary>
+    protected async System.Threading.Tasks.Task FinishFreshBaseAsync(Engine.DockerEngine engine, string stage, CancellationToken cancellationToken)
+    {
+        if (BuildEngine4.UnregisterTaskObject(FreshBaseKey, RegisteredTaskObjectLifetime.Build) is not Engine.BaseTarballInProgress fresh)
+        {
+            return;
+        }
+        using (fresh)
+        {
+            try
+            {
+                await fresh.FinishAsync(engine, message => Log.LogMessage(MessageImportance.High, "{0}: {1}", stage, message), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogCodedWarning(MsiCodes.BaseTarballNotWritten, MsiMessages.Format("BaseTarballNotWritten", fresh.TarballPath, e.Message.TrimEnd('.')), fresh.TarballPath);
+            }
+        }
+    }
 
     /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>
     protected static CancellationToken CleanupToken() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;

@@ -83,11 +83,13 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, CancellationToken cancellationToken)
     {
 
+        var steps = new StepTimes();
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
         var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage), info.CgroupVersion);
         var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
+        steps.Mark("create");
         try
         {
             // Injected before the start, so systemd boots with the injected units in place.
@@ -95,10 +97,13 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken,
                 message => Log.LogMessage(MessageImportance.High, "Stage2: {0}", message)).ConfigureAwait(false);
             Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
+            steps.Mark("inject");
 
             await engine.Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            steps.Mark("start");
             await SystemdBoot.WaitAsync(engine, created.ID, TimeSpan.FromSeconds(BootTimeoutSeconds),
                 message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
+            steps.Mark("boot");
 
             await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/sh", "-c", LinkDataDirectory], null, _ => { }, cancellationToken).ConfigureAwait(false);
             foreach (var secret in BuildSecrets.Resolve(Secrets))
@@ -106,6 +111,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.Normal, "Stage2: secret {0} is at {1}/{0}.", secret.Name, BuildSecrets.Directory);
             }
+            steps.Mark("data and secrets");
             var result = await RunStageScriptAsync(engine, created.ID, "Stage2", "stage2.sh", "stage2",
                 ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
@@ -115,6 +121,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                     Path.Combine(BootstrapScriptsDirectory, "stage2.sh"));
             }
             ContainerId = created.ID;
+            steps.Mark("stage2.sh");
+            Log.LogMessage(MessageImportance.Normal, "Stage2 steps: {0}", steps);
         }
         catch
         {

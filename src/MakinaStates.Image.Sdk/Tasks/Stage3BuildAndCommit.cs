@@ -38,6 +38,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
+        var steps = new StepTimes();
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         ReleaseStageContainerGuard();
@@ -50,6 +51,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 throw new ImageBuildException(MsiCodes.Stage3ScriptFailed,
                     MsiMessages.Format("Stage3ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
             }
+            steps.Mark("stage3.sh");
 
             if (string.Equals(DoSnapshot, "yes", StringComparison.OrdinalIgnoreCase))
             {
@@ -59,13 +61,17 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             {
                 Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
             }
+            steps.Mark("snapshot.sh");
             await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken).ConfigureAwait(false);
+            steps.Mark("save-acls.sh");
             // /docker held the build-time scripts: not image content. The secrets live in the /run tmpfs (never
             // committed); they are removed all the same before systemd stops.
             await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker", Settings.BuildSecrets.Directory], null, _ => { }, cancellationToken).ConfigureAwait(false);
 
             // SIGRTMIN+3 (the container's stop signal) lets systemd shut down cleanly before the commit.
+            steps.Mark("clean /docker");
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
+            steps.Mark("stop");
 
             var image = ImageReference.Parse(MsImage, "MsImage");
             // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
@@ -73,21 +79,25 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             var (repository, tag) = ImageReference.SplitTag(ImageCandidate);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
-            using var committing = TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
-                message => Log.LogMessage(MessageImportance.High, "{0}", message));
-            var commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
+            CommitContainerChangesResponse commit;
+            using (TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
+                message => Log.LogMessage(MessageImportance.High, "{0}", message)))
             {
-                ContainerID = ContainerId,
-                RepositoryName = repository,
-                Tag = temporaryTag,
-                Cmd = ShellWords.Split(MsCommand).ToList(),
-                StopSignal = SystemdContainerSpec.StopSignal,
-                // The container's own Env (the base image's PATH among it) is merged in by the engine.
-                Env = ["container=docker", .. ImageConfiguration.Environment(EnvironmentVariables)],
-                ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
-                Volumes = ImageConfiguration.Volumes(Volumes),
-                Labels = ImageLabels(CommitLabels()),
-            }, cancellationToken).ConfigureAwait(false);
+                commit = await engine.Client.Images.CommitContainerChangesAsync(new CommitContainerChangesParameters
+                {
+                    ContainerID = ContainerId,
+                    RepositoryName = repository,
+                    Tag = temporaryTag,
+                    Cmd = ShellWords.Split(MsCommand).ToList(),
+                    StopSignal = SystemdContainerSpec.StopSignal,
+                    // The container's own Env (the base image's PATH among it) is merged in by the engine.
+                    Env = ["container=docker", .. ImageConfiguration.Environment(EnvironmentVariables)],
+                    ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
+                    Volumes = ImageConfiguration.Volumes(Volumes),
+                    Labels = ImageLabels(CommitLabels()),
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            steps.Mark("commit");
 
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
 
@@ -101,6 +111,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             item.SetMetadata("Repository", image.Repository);
             item.SetMetadata("Tag", tag);
             Candidate = item;
+            steps.Mark("tag and prune");
+            await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false);
+            steps.Mark("base tarball");
         }
         finally
         {
@@ -113,6 +126,8 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             {
                 await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
                 await DataVolume.RemoveAsync(engine, BuildId, CleanupToken()).ConfigureAwait(false);
+                steps.Mark("remove container");
+                Log.LogMessage(MessageImportance.Normal, "Stage3 steps: {0}", steps);
             }
             finally
             {
