@@ -12,15 +12,20 @@ public static class BaseImageImport
     public static string Repository(string os, string release) => $"makinastates/base-{os}-{release}";
 
     /// <summary>An existing tarball: its import is reused, or made.</summary>
-    public static async Task<string> ImportTarballAsync(DockerEngine engine, string tarballPath, string os, string release,
+    /// <param name="knownHash">The hash Stage0 had for it (its inputs key has it too), or empty: tried first, without reading the tarball.</param>
+    public static async Task<string> ImportTarballAsync(DockerEngine engine, string tarballPath, string knownHash, string os, string release,
         Action<string> log, CancellationToken cancellationToken)
     {
+        if (knownHash.Length > 0 && await TryReuseAsync(engine, $"{Repository(os, release)}:{knownHash}", log, cancellationToken).ConfigureAwait(false) is { } known)
+        {
+            return known;
+        }
+        // Not imported yet, or replaced since Stage0: the tarball as it is now.
         var hash = await BaseTarball.HashAsync(tarballPath, cancellationToken).ConfigureAwait(false);
         var reference = $"{Repository(os, release)}:{hash}";
-        if (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is not null)
+        if (await TryReuseAsync(engine, reference, log, cancellationToken).ConfigureAwait(false) is { } existing)
         {
-            log($"Base image {reference} already imported.");
-            return reference;
+            return existing;
         }
 
         log($"Importing {tarballPath} as {reference}.");
@@ -33,6 +38,16 @@ public static class BaseImageImport
                 : new ImageBuildException(MsiCodes.BaseImportFailed, MsiMessages.Format("BaseImportFailed", tarballPath, error), tarballPath);
         }
         await ReplacePreviousImportAsync(engine, tarballPath, reference, cancellationToken).ConfigureAwait(false);
+        return reference;
+    }
+
+    private static async Task<string?> TryReuseAsync(DockerEngine engine, string reference, Action<string> log, CancellationToken cancellationToken)
+    {
+        if (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is null)
+        {
+            return null;
+        }
+        log($"Base image {reference} already imported.");
         return reference;
     }
 

@@ -39,7 +39,8 @@ public static class SystemdBoot
             {
                 break;
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+            // Short: the bus is usually up within a few tenths of a second of the start, and every build waits here.
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
         }
         throw new ImageBuildException(MsiCodes.SystemdDidNotBoot,
             MsiMessages.Format("SystemdDidNotBoot_2", timeout.TotalSeconds, lastAnswer));

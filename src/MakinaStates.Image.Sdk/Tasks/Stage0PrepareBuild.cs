@@ -49,6 +49,9 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
 
     [Output] public string ResolvedOsMirror { get; private set; } = "";
     [Output] public string ResolvedBaseImagePath { get; private set; } = "";
+
+    /// <summary>The base tarball's content hash (16 hex digits, from the hash cache): Stage1 finds its import by it without reading it again.</summary>
+    [Output] public string BaseTarballHash { get; private set; } = "";
     [Output] public string ImageCandidate { get; private set; } = "";
     [Output] public string Stage1Name { get; private set; } = "";
     [Output] public string Stage2Name { get; private set; } = "";
@@ -194,7 +197,9 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         key.Append("sdk=").Append(typeof(Stage0PrepareBuild).Assembly.ManifestModule.ModuleVersionId).Append('\n');
         if (isScratch)
         {
-            key.Append("base=").Append(Mono.Unix.Native.Syscall.lstat(baseImagePath, out var stat) == 0 ? cache.HashOf(baseImagePath, stat) : "missing").Append('\n');
+            var baseHash = Mono.Unix.Native.Syscall.lstat(baseImagePath, out var stat) == 0 ? cache.HashOf(baseImagePath, stat) : "missing";
+            BaseTarballHash = baseHash == "missing" ? "" : baseHash[..16];
+            key.Append("base=").Append(baseHash).Append('\n');
         }
         else
         {

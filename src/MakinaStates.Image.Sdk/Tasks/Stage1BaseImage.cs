@@ -23,6 +23,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
     public string MsOs { get; set; } = "debian";
     public string MsOsRelease { get; set; } = "bookworm";
     [Required] public string BaseImagePath { get; set; } = "";
+
+    /// <summary>From Stage0: the tarball's content hash, so an unchanged tarball is not read again to find its import.</summary>
+    public string BaseTarballHash { get; set; } = "";
     [Required] public string Stage1Image { get; set; } = "";
     [Required] public string Stage1Name { get; set; } = "";
     [Required] public string BootstrapScriptsDirectory { get; set; } = "";
@@ -148,7 +151,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             {
                 Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", BaseImagePath);
             }
-            return await BaseImageImport.ImportTarballAsync(engine, BaseImagePath, MsOs, MsOsRelease,
+            return await BaseImageImport.ImportTarballAsync(engine, BaseImagePath, RebuildBase ? "" : BaseTarballHash, MsOs, MsOsRelease,
                 message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -257,6 +260,12 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint.Display, error ?? "no image"));
     }
 
+    /// <summary>
+    /// Scripts of the other stages do not shape the stage1 image: editing stage3.sh (the usual edit) reuses it. Anything
+    /// else beside the scripts (a helper stage1.sh may source, the ACL-restore unit) is in the key.
+    /// </summary>
+    private static readonly HashSet<string> OtherStagesFiles = ["stage0.sh", "Dockerfile.stage0", "stage2.sh", "stage3.sh", "snapshot.sh", "save-acls.sh", "selfcheck.sh"];
+
     private string Stage1Key(string baseImageId)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -266,7 +275,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         foreach (var file in Directory.GetFiles(BootstrapScriptsDirectory).Order(StringComparer.Ordinal))
         {
             var name = Path.GetFileName(file);
-            if (name.StartsWith('.') || name == "stage0.sh" || name == "Dockerfile.stage0")
+            if (name.StartsWith('.') || OtherStagesFiles.Contains(name))
             {
                 continue;
             }

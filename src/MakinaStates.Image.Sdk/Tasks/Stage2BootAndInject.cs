@@ -105,15 +105,14 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
             steps.Mark("boot");
 
-            await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/sh", "-c", LinkDataDirectory], null, _ => { }, cancellationToken).ConfigureAwait(false);
             foreach (var secret in BuildSecrets.Resolve(Secrets))
             {
                 await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.Normal, "Stage2: secret {0} is at {1}/{0}.", secret.Name, BuildSecrets.Directory);
             }
-            steps.Mark("data and secrets");
+            steps.Mark("secrets");
             var result = await RunStageScriptAsync(engine, created.ID, "Stage2", "stage2.sh", "stage2",
-                ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"], cancellationToken).ConfigureAwait(false);
+                ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage2.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage2ScriptFailed,

@@ -41,6 +41,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         var steps = new StepTimes();
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
+        var containerRemoved = false;
         ReleaseStageContainerGuard();
         try
         {
@@ -62,14 +63,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
             }
             steps.Mark("snapshot.sh");
-            await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken).ConfigureAwait(false);
-            steps.Mark("save-acls.sh");
-            // /docker held the build-time scripts: not image content. The secrets live in the /run tmpfs (never
-            // committed); they are removed all the same before systemd stops.
-            await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker", Settings.BuildSecrets.Directory], null, _ => { }, cancellationToken).ConfigureAwait(false);
+            // Then, in the same exec: /docker held the build-time scripts, not image content. The secrets live in the /run
+            // tmpfs (never committed); they are removed all the same before systemd stops.
+            await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken,
+                then: $"rm -rf /docker {Settings.BuildSecrets.Directory}").ConfigureAwait(false);
+            steps.Mark("save-acls.sh and clean /docker");
 
             // SIGRTMIN+3 (the container's stop signal) lets systemd shut down cleanly before the commit.
-            steps.Mark("clean /docker");
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
             steps.Mark("stop");
 
@@ -99,7 +99,11 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             }
             steps.Mark("commit");
 
+            // Committed: the container goes while the candidate is tagged.
+            var removal = engine.RemoveContainerAsync(ContainerId, CleanupToken());
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+            await removal.ConfigureAwait(false);
+            containerRemoved = true;
 
             await PrunePreviousImagesAsync(engine).ConfigureAwait(false);
 
@@ -111,7 +115,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             item.SetMetadata("Repository", image.Repository);
             item.SetMetadata("Tag", tag);
             Candidate = item;
-            steps.Mark("tag and prune");
+            steps.Mark("tag, remove container, prune");
             await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false);
             steps.Mark("base tarball");
         }
@@ -124,9 +128,12 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             }
             try
             {
-                await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+                if (!containerRemoved)
+                {
+                    await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+                }
                 await DataVolume.RemoveAsync(engine, BuildId, CleanupToken()).ConfigureAwait(false);
-                steps.Mark("remove container");
+                steps.Mark("cleanup");
                 Log.LogMessage(MessageImportance.Normal, "Stage3 steps: {0}", steps);
             }
             finally
@@ -153,10 +160,14 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         return labels;
     }
 
-    private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken)
+    /// <param name="then">A command run after the script succeeded, in the same exec (one round trip less).</param>
+    private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken,
+        string? then = null)
     {
-        var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", script, script,
-            ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"], cancellationToken).ConfigureAwait(false);
+        IList<string> command = then is null
+            ? ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"]
+            : ["/bin/sh", "-c", $"/bin/bash {BootstrapScriptsInContainer}/{script} || exit $?; {then} || true"];
+        var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", script, script, command, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new ImageBuildException(code,

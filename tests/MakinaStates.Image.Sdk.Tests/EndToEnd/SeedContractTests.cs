@@ -60,13 +60,13 @@ public sealed class SeedContractTests
     }
 
     [TestMethod]
-    public async Task Stage1_is_reused_while_its_key_holds_and_replaced_when_stage3_changes()
+    public async Task Stage1_is_reused_while_its_key_holds_also_when_stage3_changes_and_replaced_when_stage1_changes()
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
         var image = UniqueImage("stage1-cache");
         using var project = new ImageProject(image);
-        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho one\n", executable: true);
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho one > /srv/stage3-says\n", executable: true);
         try
         {
             Assert.IsTrue((await project.BuildAsync()) is { Succeeded: true });
@@ -78,9 +78,18 @@ public sealed class SeedContractTests
             StringAssert.Contains(second.Output, "is up to date");
             Assert.AreEqual(first.ID, (await docker.Images.InspectImageAsync($"{image}-stage1:latest")).ID);
 
-            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho two\n", executable: true);
+            // stage3.sh does not shape the stage1 image (the design's contract): only stages 2 and 3 run again.
+            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho two > /srv/stage3-says\n", executable: true);
             var third = await project.BuildAsync();
             Assert.IsTrue(third.Succeeded, third.Output);
+            StringAssert.Contains(third.Output, "(reused)");
+            Assert.AreEqual(first.ID, (await docker.Images.InspectImageAsync($"{image}-stage1:latest")).ID);
+            Assert.AreEqual("two\n", await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/stage3-says"));
+
+            var stage1 = File.ReadAllText(Path.Combine(Repository.Root, "stage-scripts", "stage1.sh"));
+            project.Write("image_rootfs/bootstrap_scripts/stage1.sh", stage1 + "\necho changed\n", executable: true);
+            var fourth = await project.BuildAsync();
+            Assert.IsTrue(fourth.Succeeded, fourth.Output);
             var replaced = await docker.Images.InspectImageAsync($"{image}-stage1:latest");
             Assert.AreNotEqual(first.ID, replaced.ID);
             Assert.AreNotEqual(firstKey, replaced.Config!.Labels!["io.makinastates.stage1-key"]);
