@@ -67,6 +67,8 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     /// <summary>A corpus project's HEAD commit (deployed as /srv/projects/app/project), else empty.</summary>
     [Output] public string CorpusCommit { get; private set; } = "";
 
+    private readonly StepTimes _steps = new();
+
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         var image = ImageReference.Parse(MsImage, "MsImage");
@@ -106,6 +108,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             LogCodedWarning(MsiCodes.SpecialFileSkipped, MsiMessages.Format("SpecialFileSkipped", skipped), skipped);
         }
         Log.LogMessage(MessageImportance.Normal, "Injected tree: {0} entries, checked in {1} ms.", tree.Nodes.Count, collecting.ElapsedMilliseconds);
+        _steps.Mark("settings and tree");
 
         PrepareDirectories();
         // One build of an image at a time: the stage1 tag and the candidate are shared by all of its builds.
@@ -128,6 +131,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     private async System.Threading.Tasks.Task PrepareWithImageLockAsync(ImageReference image, InjectedTree tree, string baseImagePath, bool isScratch,
         CancellationToken cancellationToken)
     {
+        _steps.Mark("image lock");
         var resolver = new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory);
         var scripts = resolver.ResolveAll();
         foreach (var script in scripts.Where(s => s.Name.StartsWith("stage", StringComparison.Ordinal)))
@@ -159,6 +163,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             return (ITaskItem)item;
         }).ToArray();
 
+        _steps.Mark("scripts");
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var version = await engine.Client.System.GetVersionAsync(cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.High, "Engine: {0}; Docker {1}, API {2}{3}.", engine.Endpoint.Describe(), version.Version, version.APIVersion,
@@ -168,7 +173,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
         }
 
+        _steps.Mark("engine");
         await CheckUpToDateAsync(engine, tree, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
+        _steps.Mark("inputs key");
+        Log.LogMessage(MessageImportance.Normal, "Stage0 steps: {0}", _steps);
 
         // The seed's report of the effective settings.
         Log.LogMessage(MessageImportance.High, "MakinaStates image build {0}", NewBuildId);
