@@ -61,7 +61,18 @@ public sealed class BaseTarballInProgress : IDisposable
                 using var progress = TransferProgress.Every(elapsed => $"writing the base tarball: {TransferProgress.Megabytes(size())} in {elapsed.TotalSeconds:0} s", log);
                 await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
-            var hash = await _writing.ConfigureAwait(false);
+            string hash;
+            try
+            {
+                hash = await _writing.ConfigureAwait(false);
+            }
+            catch (Exception) when (ImageId.Length > 0)
+            {
+                // No tarball, so no tag a later build would look for: the build-private tag goes (the image stays while
+                // this build's stage1 image builds on it).
+                await engine.UntagAsync($"{BaseImageImport.Repository(_os, _release)}:{TemporaryTag}").ConfigureAwait(false);
+                throw;
+            }
             var reference = ImageId.Length == 0 ? "" : await BaseImageImport.TagAsync(engine, ImageId, TarballPath, hash, _os, _release, TemporaryTag, cancellationToken).ConfigureAwait(false);
             log($"wrote the base tarball {TarballPath} ({TransferProgress.Megabytes(new FileInfo(TarballPath).Length)}){(reference.Length > 0 ? $"; its import is {reference}" : "")}.");
             return reference;
@@ -113,6 +124,24 @@ public sealed class BaseTarballInProgress : IDisposable
             {
             }
             Release();
+            if (ImageId.Length > 0 && _finishing is not { IsCompletedSuccessfully: true })
+            {
+                UntagQuietly();
+            }
+        }
+    }
+
+    /// <summary>Stopped before its tarball was complete: the build-private tag of the import goes (best effort).</summary>
+    private void UntagQuietly()
+    {
+        try
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            using var engine = _connect(bound.Token).GetAwaiter().GetResult();
+            engine.UntagAsync($"{BaseImageImport.Repository(_os, _release)}:{TemporaryTag}").GetAwaiter().GetResult();
+        }
+        catch (Exception)
+        {
         }
     }
 }
