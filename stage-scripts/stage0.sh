@@ -3,6 +3,8 @@
 # Runs on the build host (as root, with debootstrap) or inside the stage0 builder container.
 # The tarball is written under a temporary name and renamed, so an interrupted run never
 # leaves a truncated tarball that a later build would reuse ("delete it to redo").
+# When the SDK sets MS_BASEIMAGE_RAW, the uncompressed tar is left there instead: the SDK imports it
+# at once and writes the tarball from it while the build goes on.
 set -euo pipefail
 
 : "${MS_DATA_DIR:?MS_DATA_DIR is required}"
@@ -15,7 +17,8 @@ target="${MS_DATA_DIR%/}/${MS_BASEIMAGE}"
 mkdir -p "$(dirname "$target")"
 work="$(mktemp -d "${MS_DATA_DIR%/}/.stage0.XXXXXX")"
 tmp_tar="${target}.partial.$$"
-cleanup() { rm -rf "$work"; rm -f "$tmp_tar"; }
+raw="${MS_BASEIMAGE_RAW:-}"
+cleanup() { rm -rf "$work"; rm -f "$tmp_tar" ${raw:+"$raw.partial.$$"}; }
 trap cleanup EXIT
 
 packages="systemd,systemd-sysv,dbus,acl,attr,rsync,ca-certificates"
@@ -26,6 +29,16 @@ debootstrap --variant=minbase --include="${packages}" "${MS_OS_RELEASE}" "$work/
 echo "deb ${MS_OS_MIRROR} ${MS_OS_RELEASE} main" > "$work/rootfs/etc/apt/sources.list"
 rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
 : > "$work/rootfs/etc/machine-id"
+
+if [ -n "$raw" ]; then
+  echo "stage0: writing the uncompressed ${raw} (the SDK imports it and writes ${target} from it)"
+  tar -C "$work/rootfs" --numeric-owner --xattrs --acls -cf "$raw.partial.$$" .
+  mv -f "$raw.partial.$$" "$raw"
+  # Removing the rootfs takes seconds: in the background, so the import starts now.
+  trap - EXIT
+  (rm -rf "$work" </dev/null >/dev/null 2>&1 &)
+  exit 0
+fi
 
 echo "stage0: compressing to ${target}"
 case "$target" in

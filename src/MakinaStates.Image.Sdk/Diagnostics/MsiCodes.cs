@@ -46,6 +46,9 @@ public static class MsiCodes
     public const string BaseCannotBeCreated = "MSI1005";
     public const string Stage0BuilderMissing = "MSI1006";
     public const string Stage0BuilderFailed = "MSI1007";
+    public const string BaseImportRefused = "MSI1008";
+    /// <summary>A warning: the image was built, the base tarball for the next builds could not be kept.</summary>
+    public const string BaseTarballNotWritten = "MSI1009";
 
     public const string UnreadableFile = "MSI2002";
     public const string SystemdDidNotBoot = "MSI2003";

@@ -46,20 +46,27 @@ public static class ArchiveUpload
     {
         var existing = new HashSet<string>(StringComparer.Ordinal);
         var absent = new List<string>();
-        foreach (var node in tree.Nodes.Where(n => InjectedTree.IsDirectory(n.Stat)))
+        using var inFlight = new SemaphoreSlim(8);
+        // Level by level, each level's questions at once (a tree of many folders asks in a few round trips); below a
+        // folder the image does not have, nothing exists yet: no need to ask.
+        foreach (var level in tree.Nodes.Where(n => InjectedTree.IsDirectory(n.Stat)).Select(n => n.ImagePath).GroupBy(p => p.Count(c => c == '/')).OrderBy(g => g.Key))
         {
-            // Below a folder the image does not have, nothing exists yet: no need to ask.
-            if (absent.Any(a => node.ImagePath.StartsWith(a + "/", StringComparison.Ordinal)))
+            var asked = level.Where(p => !absent.Any(a => p.StartsWith(a + "/", StringComparison.Ordinal))).ToList();
+            var answers = await Task.WhenAll(asked.Select(async path =>
             {
-                continue;
-            }
-            if (await ContainerFiles.ExistsAsync(engine, containerId, "/" + node.ImagePath, cancellationToken).ConfigureAwait(false))
+                await inFlight.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await ContainerFiles.ExistsAsync(engine, containerId, "/" + path, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    inFlight.Release();
+                }
+            })).ConfigureAwait(false);
+            foreach (var (path, exists) in asked.Zip(answers))
             {
-                existing.Add(node.ImagePath);
-            }
-            else
-            {
-                absent.Add(node.ImagePath);
+                (exists ? (ICollection<string>)existing : absent).Add(path);
             }
         }
         return existing;

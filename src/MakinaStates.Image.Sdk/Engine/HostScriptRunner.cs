@@ -41,8 +41,6 @@ public static class HostScriptRunner
         {
             throw new ImageBuildException(MsiCodes.BaseCreationFailed, MsiMessages.Format("BaseCreationFailed", script), script);
         }
-        // debootstrap can be quiet for a while (downloads): still say it is alive.
-        using var alive = TransferProgress.Every(elapsed => $"{Path.GetFileName(script)} still running ({elapsed.TotalSeconds:0} s)", onLine);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         try

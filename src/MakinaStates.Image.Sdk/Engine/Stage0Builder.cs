@@ -74,9 +74,12 @@ public static class Stage0Builder
         return built.ID;
     }
 
-    /// <summary>Runs stage0.sh in a builder container and copies the tarball it made to <paramref name="tarballPath"/>.</summary>
-    public static async Task RunAsync(DockerEngine engine, string builderImage, CreateContainerParameters container, InjectedTree scripts,
-        string containerOutput, string tarballPath, Action<string> log, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs stage0.sh in a builder container and copies out what it made: the first of <paramref name="outputs"/>
+    /// (path in the container, path on this host) that exists. Returns its index.
+    /// </summary>
+    public static async Task<int> RunAsync(DockerEngine engine, string builderImage, CreateContainerParameters container, InjectedTree scripts,
+        IReadOnlyList<(string InContainer, string OnHost)> outputs, Action<string> log, CancellationToken cancellationToken)
     {
         var created = await engine.Client.Containers.CreateContainerAsync(container, cancellationToken).ConfigureAwait(false);
         try
@@ -89,6 +92,12 @@ public static class Stage0Builder
                     MsiMessages.Format("BaseCreationFailed_2", builderImage, exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)));
             }
 
+            var made = 0;
+            while (made < outputs.Count - 1 && !await ContainerFiles.ExistsAsync(engine, created.ID, outputs[made].InContainer, cancellationToken).ConfigureAwait(false))
+            {
+                made++;
+            }
+            var (containerOutput, tarballPath) = outputs[made];
             // Copied to a temporary name and renamed: an interrupted copy never leaves a truncated tarball.
             var partial = $"{tarballPath}.partial.{Environment.ProcessId}";
             var download = partial + ".tar";
@@ -114,6 +123,7 @@ public static class Stage0Builder
                     await entry.DataStream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
                 }
                 File.Move(partial, tarballPath, overwrite: true);
+                return made;
             }
             finally
             {

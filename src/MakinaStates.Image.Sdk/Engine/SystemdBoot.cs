@@ -44,7 +44,8 @@ public static class SystemdBoot
             {
                 // 409 "container is not running": PID 1 is gone; the next turn of the loop says why.
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+            // Short: the bus is usually up within a few tenths of a second of the start, and every build waits here.
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
         }
         await ThrowIfExitedAsync(engine, containerId, cancellationToken).ConfigureAwait(false);
         throw new ImageBuildException(MsiCodes.SystemdDidNotBoot,

@@ -56,21 +56,5 @@ public sealed partial record ImageReference(string Repository, string? Tag)
         return colon > reference.LastIndexOf('/') ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
     }
 
-    /// <summary>
-    /// A tag as the engine lists it, in the form the SDK writes it: Podman lists local images as localhost/name and
-    /// Docker Hub names as docker.io/name (Docker lists neither prefix).
-    /// </summary>
-    public static string AsWritten(string listedTag)
-    {
-        foreach (var prefix in new[] { "localhost/", "docker.io/library/", "docker.io/" })
-        {
-            if (listedTag.StartsWith(prefix, StringComparison.Ordinal))
-            {
-                return listedTag[prefix.Length..];
-            }
-        }
-        return listedTag;
-    }
-
     public override string ToString() => Tag is null ? Repository : $"{Repository}:{Tag}";
 }

@@ -37,7 +37,18 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// <summary>The MS_* settings as the seed passes them to its stage containers (item = name, Value = value).</summary>
     public ITaskItem[] StageEnvironment { get; set; } = [];
 
-    public void Cancel() => _cancellation.Cancel();
+    public void Cancel()
+    {
+        _cancellation.Cancel();
+        try
+        {
+            (BuildEngine4?.GetRegisteredTaskObject(FreshBaseKey, RegisteredTaskObjectLifetime.Build) as Engine.BaseTarballInProgress)?.Abandon();
+        }
+        catch (Exception)
+        {
+            // The build is being torn down: MSBuild disposes the fresh base itself.
+        }
+    }
 
     /// <summary>How long this stage took, for the build summary.</summary>
     [Output] public string ElapsedSeconds { get; private set; } = "0";
@@ -144,6 +155,22 @@ public abstract class ImageBuildTask : Task, ICancelableTask
     /// </summary>
     protected IList<string> StageEnvironmentList() =>
         [.. StageEnvironment.Select(i => $"{i.ItemSpec}={i.GetMetadata("Value")}"), .. Settings.DockerRunArguments.Parse(MsDockerArgs).Environment];
+
+    /// <summary>
+    /// Runs a stage script through exec with the stage environment: each output line at normal importance (prefixed
+    /// with <paramref name="linePrefix"/>; binlogs keep it all), and a heartbeat at high importance while it runs.
+    /// </summary>
+    protected async Task<Engine.ContainerExec.Result> RunStageScriptAsync(Engine.DockerEngine engine, string containerId, string stage,
+        string script, string linePrefix, IList<string> command, CancellationToken cancellationToken)
+    {
+        using var heartbeat = StageScriptHeartbeat(stage, script);
+        return await Engine.ContainerExec.RunAsync(engine.Client, containerId, command, StageEnvironmentList(),
+            heartbeat.Observe(line => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", linePrefix, line)), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The heartbeat of a script that runs for <paramref name="stage"/> (see <see cref="Engine.ScriptHeartbeat"/>).</summary>
+    protected Engine.ScriptHeartbeat StageScriptHeartbeat(string stage, string script) =>
+        new(stage, script, message => Log.LogMessage(MessageImportance.High, "{0}", message));
 
     /// <summary>
     /// docker commit merges the container's labels into the image: the per-build ones and MsDockerArgs' are blanked so
@@ -324,6 +351,35 @@ public abstract class ImageBuildTask : Task, ICancelableTask
         }
     }
 
+
+    private string FreshBaseKey => $"MakinaStates.Image.Sdk.FreshBase/{BuildId}";
+
+    /// <summary>A fresh base whose tarball is still being written: Stage3 finishes it, else MSBuild at the build's end.</summary>
+    protected void HoldFreshBase(Engine.BaseTarballInProgress fresh) =>
+        BuildEngine4.RegisterTaskObject(FreshBaseKey, fresh, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
+    /// <summary>
+    /// Waits for the fresh base's tarball (compressed while the stages ran) and tags its import for the next builds.
+    /// The image does not depend on it: a failure is a warning, and the next build makes the base again.
+    /// </summary>
+    protected async System.Threading.Tasks.Task FinishFreshBaseAsync(Engine.DockerEngine engine, string stage, CancellationToken cancellationToken)
+    {
+        if (BuildEngine4.UnregisterTaskObject(FreshBaseKey, RegisteredTaskObjectLifetime.Build) is not Engine.BaseTarballInProgress fresh)
+        {
+            return;
+        }
+        using (fresh)
+        {
+            try
+            {
+                await fresh.FinishAsync(engine, message => Log.LogMessage(MessageImportance.High, "{0}: {1}", stage, message), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogCodedWarning(MsiCodes.BaseTarballNotWritten, MsiMessages.Format("BaseTarballNotWritten", fresh.TarballPath, e.Message.TrimEnd('.')), fresh.TarballPath);
+            }
+        }
+    }
 
     /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>
     protected static CancellationToken CleanupToken() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;

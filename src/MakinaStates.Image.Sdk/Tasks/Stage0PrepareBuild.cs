@@ -65,6 +65,9 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
     /// <summary>true or false: whether stage2.sh runs the makina-states step.</summary>
     [Output] public string ResolvedMakinaStates { get; private set; } = "";
     [Output] public string ResolvedBaseImagePath { get; private set; } = "";
+
+    /// <summary>The base tarball's content hash (16 hex digits, from the hash cache): Stage1 finds its import by it without reading it again.</summary>
+    [Output] public string BaseTarballHash { get; private set; } = "";
     [Output] public string ImageCandidate { get; private set; } = "";
     [Output] public string Stage1Name { get; private set; } = "";
     [Output] public string Stage2Name { get; private set; } = "";
@@ -79,6 +82,8 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
 
     /// <summary>A corpus project's HEAD commit (deployed as /srv/projects/app/project), else empty.</summary>
     [Output] public string CorpusCommit { get; private set; } = "";
+
+    private readonly StepTimes _steps = new();
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
@@ -124,6 +129,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             LogCodedWarning(MsiCodes.SpecialFileSkipped, MsiMessages.Format("SpecialFileSkipped", skipped), skipped);
         }
         Log.LogMessage(MessageImportance.Normal, "Injected tree: {0} entries, checked in {1} ms.", tree.Nodes.Count, collecting.ElapsedMilliseconds);
+        _steps.Mark("settings and tree");
 
         PrepareDirectories();
         // One build of an image at a time: the stage1 tag and the candidate are shared by all of its builds.
@@ -151,6 +157,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         {
             Log.LogMessage(MessageImportance.High, "MsInit: none: the build container runs no init; '{0}' is the image's command.", MsCommand);
         }
+        _steps.Mark("image lock");
         var resolver = new StageScriptResolver(MsImageDir, MsStagePath, SdkStageScriptsDirectory);
         var scripts = resolver.ResolveAll();
         foreach (var script in scripts.Where(s => s.Name.StartsWith("stage", StringComparison.Ordinal)))
@@ -182,6 +189,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             return (ITaskItem)item;
         }).ToArray();
 
+        _steps.Mark("scripts");
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.High, "Engine: {0}; {1}{2}.", engine.Endpoint.Describe(), identity.Describe(),
@@ -192,7 +200,10 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
         }
 
+        _steps.Mark("engine");
         await CheckUpToDateAsync(engine, tree, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
+        _steps.Mark("inputs key");
+        Log.LogMessage(MessageImportance.Normal, "Stage0 steps: {0}", _steps);
 
         // The seed's report of the effective settings.
         Log.LogMessage(MessageImportance.High, "MakinaStates image build {0}", NewBuildId);
@@ -221,7 +232,9 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         key.Append("sdk=").Append(typeof(Stage0PrepareBuild).Assembly.ManifestModule.ModuleVersionId).Append('\n');
         if (isScratch)
         {
-            key.Append("base=").Append(Mono.Unix.Native.Syscall.lstat(baseImagePath, out var stat) == 0 ? cache.HashOf(baseImagePath, stat) : "missing").Append('\n');
+            var baseHash = Mono.Unix.Native.Syscall.lstat(baseImagePath, out var stat) == 0 ? cache.HashOf(baseImagePath, stat) : "missing";
+            BaseTarballHash = baseHash == "missing" ? "" : baseHash[..16];
+            key.Append("base=").Append(baseHash).Append('\n');
         }
         else
         {

@@ -23,6 +23,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
     public string MsOs { get; set; } = "debian";
     public string MsOsRelease { get; set; } = "bookworm";
     [Required] public string BaseImagePath { get; set; } = "";
+
+    /// <summary>From Stage0: the tarball's content hash, so an unchanged tarball is not read again to find its import.</summary>
+    public string BaseTarballHash { get; set; } = "";
     [Required] public string Stage1Image { get; set; } = "";
     [Required] public string Stage1Name { get; set; } = "";
     [Required] public string BootstrapScriptsDirectory { get; set; } = "";
@@ -39,6 +42,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
     [Output] public string Stage1ImageId { get; private set; } = "";
     [Output] public bool Stage1Reused { get; private set; }
 
+    private readonly StepTimes _steps = new();
+
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
@@ -48,6 +53,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         var baseImage = await engine.TryInspectImageAsync(baseReference, cancellationToken).ConfigureAwait(false)
             ?? await PullBaseAsync(engine, cancellationToken).ConfigureAwait(false);
 
+        _steps.Mark("base");
         var key = Stage1Key(baseImage.ID);
         var existing = await engine.TryInspectImageAsync(Stage1Image, cancellationToken).ConfigureAwait(false);
         if (existing?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.Stage1Key, out var existingKey) && existingKey == key)
@@ -74,16 +80,19 @@ public sealed class Stage1BaseImage : ImageBuildTask
         {
             await ArchiveUpload.UploadAsync(engine, container.ID, BootstrapScriptsTree(), cancellationToken).ConfigureAwait(false);
             await engine.Client.Containers.StartContainerAsync(container.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
-            var result = await ContainerExec.RunAsync(engine.Client, container.ID, ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage1.sh"],
-                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage1: {0}", line), cancellationToken).ConfigureAwait(false);
+            _steps.Mark("create and start");
+            var result = await RunStageScriptAsync(engine, container.ID, "Stage1", "stage1.sh", "stage1",
+                ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage1.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
                     MsiMessages.Format("Stage1ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)), Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
             }
+            _steps.Mark("stage1.sh");
             // /docker holds the build-time scripts only: it must not reach the committed image.
             await ContainerExec.RunAsync(engine.Client, container.ID, ["rm", "-rf", "/docker"], null, _ => { }, cancellationToken).ConfigureAwait(false);
             await engine.Client.Containers.StopContainerAsync(container.ID, new ContainerStopParameters { WaitBeforeKillSeconds = 10 }, cancellationToken).ConfigureAwait(false);
+            _steps.Mark("stop");
 
             var (repository, tag) = ImageReference.SplitTag(Stage1Image);
             var temporaryTag = $"build-{BuildId}";
@@ -99,6 +108,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
             }, cancellationToken).ConfigureAwait(false);
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
+            _steps.Mark("commit");
+            Log.LogMessage(MessageImportance.Normal, "Stage1 steps: {0}", _steps);
         }
         finally
         {
@@ -114,21 +125,43 @@ public sealed class Stage1BaseImage : ImageBuildTask
     private async Task<string> EnsureOsBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
         // Image projects share the base: the first build makes it, the others wait and then reuse it.
-        using var baseLock = await Concurrency.DataDirectoryLock.AcquireAsync(MsDataDir, Path.GetFileName(BaseImagePath), $"the base tarball {BaseImagePath}",
+        IDisposable? baseLock = await Concurrency.DataDirectoryLock.AcquireAsync(MsDataDir, Path.GetFileName(BaseImagePath), $"the base tarball {BaseImagePath}",
             message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
-        if (!File.Exists(BaseImagePath) || RebuildBase)
+        try
         {
-            await CreateOsBaseAsync(engine, cancellationToken).ConfigureAwait(false);
+            if (!File.Exists(BaseImagePath) || RebuildBase)
+            {
+                // stage0.sh leaves the uncompressed tar when the SDK can write the tarball itself: it is imported at once
+                // and compressed beside the import and the stages that follow, instead of before them.
+                var raw = BaseTarball.CanWrite(BaseImagePath) ? Path.Combine(Path.GetDirectoryName(BaseImagePath)!, $".stage0.raw.{BuildId}.tar") : null;
+                var rawWritten = await CreateOsBaseAsync(engine, raw, cancellationToken).ConfigureAwait(false);
+                _steps.Mark("stage0.sh");
+                if (rawWritten)
+                {
+                    var fresh = BaseTarballInProgress.Start(raw!, BaseImagePath, MsOs, MsOsRelease, $"build-{BuildId}", baseLock, ConnectEngineAsync);
+                    baseLock = null;
+                    HoldFreshBase(fresh);
+                    fresh.ImageId = await BaseImageImport.ImportRawAsync(engine, raw!, MsOs, MsOsRelease, fresh.TemporaryTag,
+                        message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
+                    _steps.Mark("import raw");
+                    return fresh.ImageId;
+                }
+            }
+            else
+            {
+                Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", BaseImagePath);
+            }
+            return await BaseImageImport.ImportTarballAsync(engine, BaseImagePath, RebuildBase ? "" : BaseTarballHash, MsOs, MsOsRelease,
+                message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         }
-        else
+        finally
         {
-            Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", BaseImagePath);
+            baseLock?.Dispose();
         }
-        return await BaseImageImport.ImportAsync(engine, BaseImagePath, MsOs, MsOsRelease,
-            message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
     }
 
-    private async System.Threading.Tasks.Task CreateOsBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
+    /// <summary>Runs stage0.sh; true when it left the uncompressed tar at <paramref name="raw"/>, false when it wrote the tarball.</summary>
+    private async Task<bool> CreateOsBaseAsync(DockerEngine engine, string? raw, CancellationToken cancellationToken)
     {
         var canRunOnHost = OperatingSystem.IsLinux() && Mono.Unix.Native.Syscall.geteuid() == 0
             && new[] { "/usr/sbin/debootstrap", "/usr/bin/debootstrap", "/sbin/debootstrap" }.Any(File.Exists);
@@ -149,14 +182,31 @@ public sealed class Stage1BaseImage : ImageBuildTask
             // stage0.sh writes $MS_DATA_DIR/$MS_BASEIMAGE: give it the resolved place (MsBaseImage may be absolute).
             hostEnvironment["MS_DATA_DIR"] = Path.GetDirectoryName(BaseImagePath)!;
             hostEnvironment["MS_BASEIMAGE"] = Path.GetFileName(BaseImagePath);
-            var (exitCode, lastLines) = await HostScriptRunner.RunAsync(script, hostEnvironment,
-                line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
+            if (raw is not null)
+            {
+                hostEnvironment["MS_BASEIMAGE_RAW"] = raw;
+            }
+            int exitCode;
+            IReadOnlyList<string> lastLines;
+            using (var heartbeat = StageScriptHeartbeat("Stage1", "stage0.sh"))
+            {
+                (exitCode, lastLines) = await HostScriptRunner.RunAsync(script, hostEnvironment,
+                    heartbeat.Observe(line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line)), cancellationToken).ConfigureAwait(false);
+            }
+            if (exitCode == 0 && raw is not null && File.Exists(raw))
+            {
+                return true;
+            }
             if (exitCode != 0 || !File.Exists(BaseImagePath))
             {
+                if (raw is not null)
+                {
+                    File.Delete(raw);
+                }
                 throw new ImageBuildException(MsiCodes.BaseCreationFailed,
                     MsiMessages.Format("BaseCreationFailed_4", exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)), script);
             }
-            return;
+            return false;
         }
 
         Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh in the stage0 builder {1}.", BaseImagePath, Stage0Tag);
@@ -165,8 +215,10 @@ public sealed class Stage1BaseImage : ImageBuildTask
             message => Log.LogMessage(MessageImportance.Normal, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         // In the builder the data dir is container-local: the tarball is copied out through the archive API.
         const string output = "/docker/stage0-output";
+        const string rawInBuilder = output + "/.stage0.raw.tar";
         var name = Path.GetFileName(BaseImagePath);
-        var environment = StageEnvironmentList().Where(e => !e.StartsWith("MS_DATA_DIR=", StringComparison.Ordinal) && !e.StartsWith("MS_BASEIMAGE=", StringComparison.Ordinal));
+        var environment = StageEnvironmentList().Where(e => !e.StartsWith("MS_DATA_DIR=", StringComparison.Ordinal) && !e.StartsWith("MS_BASEIMAGE=", StringComparison.Ordinal))
+            .Concat(raw is null ? [] : [$"MS_BASEIMAGE_RAW={rawInBuilder}"]);
         var container = await WithStageOptionsAsync(new CreateContainerParameters
         {
             Image = builder,
@@ -175,8 +227,11 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage0", MsImage),
         }, engine, dataDirectory: null, MsImage, [], cancellationToken).ConfigureAwait(false);
-        await Stage0Builder.RunAsync(engine, Stage0Tag, container, BootstrapScriptsTree(), $"{output}/{name}", BaseImagePath,
-            line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line), cancellationToken).ConfigureAwait(false);
+        using var builderHeartbeat = StageScriptHeartbeat("Stage1", "stage0.sh in the builder");
+        (string, string)[] outputs = raw is null ? [($"{output}/{name}", BaseImagePath)] : [(rawInBuilder, raw), ($"{output}/{name}", BaseImagePath)];
+        var copied = await Stage0Builder.RunAsync(engine, Stage0Tag, container, BootstrapScriptsTree(), outputs,
+            builderHeartbeat.Observe(line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line)), cancellationToken).ConfigureAwait(false);
+        return raw is not null && copied == 0;
     }
 
     /// <summary>An MsBase that is not on the engine is pulled once; if that fails, the error names it.</summary>

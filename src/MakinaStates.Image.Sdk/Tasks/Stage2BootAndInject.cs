@@ -129,6 +129,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
 
     private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, IReadOnlySet<string> imagePaths, CancellationToken cancellationToken)
     {
+        var steps = new StepTimes();
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.Normal, "Stage2: systemd's cgroup: {0}.", identity.SystemdCgroupAccess);
@@ -142,6 +143,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         }
         var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
+        steps.Mark("create");
         try
         {
             // Injected before the start, so systemd boots with the injected units in place.
@@ -149,16 +151,17 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             var existing = await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken,
                 message => Log.LogMessage(MessageImportance.High, "Stage2: {0}", message)).ConfigureAwait(false);
             Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
+            steps.Mark("inject");
 
             await engine.Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            steps.Mark("start");
             if (Init == InitSystem.Systemd)
             {
                 await SystemdBoot.WaitAsync(engine, created.ID, TimeSpan.FromSeconds(BootTimeoutSeconds),
                     message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
             }
-
-            await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/sh", "-c", LinkDataDirectory], null, _ => { }, cancellationToken).ConfigureAwait(false);
-            if ((await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman && AclRestoreList.Build(tree, existing) is { Length: > 0 } acls)
+            steps.Mark("boot");
+            if (identity.IsPodman && AclRestoreList.Build(tree, existing) is { Length: > 0 } acls)
             {
                 await RestoreAclsAsync(engine, created.ID, acls, cancellationToken).ConfigureAwait(false);
             }
@@ -167,9 +170,10 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.Normal, "Stage2: secret {0} is at {1}/{0}.", secret.Name, BuildSecrets.Directory);
             }
+            steps.Mark("secrets");
             await ApplyExistingFolderMetadataAsync(engine, created.ID, tree, existing.Where(imagePaths.Contains).ToHashSet(StringComparer.Ordinal), cancellationToken).ConfigureAwait(false);
-            var result = await ContainerExec.RunAsync(engine.Client, created.ID, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage2.sh"],
-                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage2: {0}", line), cancellationToken).ConfigureAwait(false);
+            var result = await RunStageScriptAsync(engine, created.ID, "Stage2", "stage2.sh", "stage2",
+                ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage2.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode == MakinaStatesUnavailableExitCode && MakinaStates)
             {
                 // git's own complaint and stage2.sh's line naming what failed.
@@ -182,6 +186,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                     Path.Combine(BootstrapScriptsDirectory, "stage2.sh"));
             }
             ContainerId = created.ID;
+            steps.Mark("stage2.sh");
+            Log.LogMessage(MessageImportance.Normal, "Stage2 steps: {0}", steps);
         }
         catch
         {

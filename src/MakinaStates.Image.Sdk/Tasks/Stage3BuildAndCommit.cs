@@ -41,18 +41,21 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
+        var steps = new StepTimes();
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
+        var containerRemoved = false;
         ReleaseStageContainerGuard();
         try
         {
-            var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"],
-                StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "stage3: {0}", line), cancellationToken).ConfigureAwait(false);
+            var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", "stage3.sh", "stage3",
+                ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage3ScriptFailed,
                     MsiMessages.Format("Stage3ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
             }
+            steps.Mark("stage3.sh");
 
             if (string.Equals(DoSnapshot, "yes", StringComparison.OrdinalIgnoreCase))
             {
@@ -62,17 +65,20 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             {
                 Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
             }
-            await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken).ConfigureAwait(false);
+            steps.Mark("snapshot.sh");
+            // Then, in the same exec: /docker held the build-time scripts, not image content. The secrets live in the /run
+            // tmpfs (never committed); they are removed all the same before systemd stops.
+            await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken,
+                then: $"rm -rf /docker {Settings.BuildSecrets.Directory}").ConfigureAwait(false);
+            steps.Mark("save-acls.sh and clean /docker");
             if (Init == InitSystem.None)
             {
                 await WarnAboutAclsWithoutInitAsync(engine, cancellationToken).ConfigureAwait(false);
             }
-            // /docker held the build-time scripts: not image content. The secrets live in the /run tmpfs (never
-            // committed); they are removed all the same before systemd stops.
-            await ContainerExec.RunAsync(engine.Client, ContainerId, ["rm", "-rf", "/docker", Settings.BuildSecrets.Directory], null, _ => { }, cancellationToken).ConfigureAwait(false);
 
             // SIGRTMIN+3 (the container's stop signal) lets systemd shut down cleanly before the commit.
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
+            steps.Mark("stop");
 
             var image = ImageReference.Parse(MsImage, "MsImage");
             // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
@@ -80,23 +86,31 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             var (repository, tag) = ImageReference.SplitTag(ImageCandidate);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
-            using var committing = TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
-                message => Log.LogMessage(MessageImportance.High, "{0}", message));
-            var commit = await engine.CommitAsync(new CommitContainerChangesParameters
+            CommitContainerChangesResponse commit;
+            using (TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
+                message => Log.LogMessage(MessageImportance.High, "{0}", message)))
             {
-                ContainerID = ContainerId,
-                RepositoryName = repository,
-                Tag = temporaryTag,
-                Cmd = ShellWords.Split(MsCommand).ToList(),
-                StopSignal = Init == InitSystem.None ? "SIGTERM" : SystemdContainerSpec.StopSignal,
-                // The container's own Env (the base image's PATH among it) is merged in by the engine.
-                Env = ["container=docker", .. ImageConfiguration.Environment(EnvironmentVariables)],
-                ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
-                Volumes = ImageConfiguration.Volumes(Volumes),
-                Labels = ImageLabels(CommitLabels()),
-            }, cancellationToken).ConfigureAwait(false);
+                commit = await engine.CommitAsync(new CommitContainerChangesParameters
+                {
+                    ContainerID = ContainerId,
+                    RepositoryName = repository,
+                    Tag = temporaryTag,
+                    Cmd = ShellWords.Split(MsCommand).ToList(),
+                    StopSignal = Init == InitSystem.None ? "SIGTERM" : SystemdContainerSpec.StopSignal,
+                    // The container's own Env (the base image's PATH among it) is merged in by the engine.
+                    Env = ["container=docker", .. ImageConfiguration.Environment(EnvironmentVariables)],
+                    ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
+                    Volumes = ImageConfiguration.Volumes(Volumes),
+                    Labels = ImageLabels(CommitLabels()),
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            steps.Mark("commit");
 
+            // Committed: the container goes while the candidate is tagged.
+            var removal = engine.RemoveContainerAsync(ContainerId, CleanupToken());
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+            await removal.ConfigureAwait(false);
+            containerRemoved = true;
 
             await PrunePreviousImagesAsync(engine).ConfigureAwait(false);
 
@@ -108,6 +122,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             item.SetMetadata("Repository", image.Repository);
             item.SetMetadata("Tag", tag);
             Candidate = item;
+            steps.Mark("tag, remove container, prune");
+            await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false);
+            steps.Mark("base tarball");
         }
         finally
         {
@@ -118,8 +135,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             }
             try
             {
-                await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+                if (!containerRemoved)
+                {
+                    await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
+                }
                 await DataVolume.RemoveAsync(engine, BuildId, CleanupToken()).ConfigureAwait(false);
+                steps.Mark("cleanup");
+                Log.LogMessage(MessageImportance.Normal, "Stage3 steps: {0}", steps);
             }
             finally
             {
@@ -157,10 +179,14 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         }
     }
 
-    private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken)
+    /// <param name="then">A command run after the script succeeded, in the same exec (one round trip less).</param>
+    private async System.Threading.Tasks.Task RunStepAsync(DockerEngine engine, string script, string code, string text, CancellationToken cancellationToken,
+        string? then = null)
     {
-        var result = await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"],
-            StageEnvironmentList(), line => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", script, line), cancellationToken).ConfigureAwait(false);
+        IList<string> command = then is null
+            ? ["/bin/bash", $"{BootstrapScriptsInContainer}/{script}"]
+            : ["/bin/sh", "-c", $"/bin/bash {BootstrapScriptsInContainer}/{script} || exit $?; {then} || true"];
+        var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", script, script, command, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new ImageBuildException(code,

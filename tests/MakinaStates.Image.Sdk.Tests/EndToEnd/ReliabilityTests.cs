@@ -173,6 +173,31 @@ public sealed class ReliabilityTests
     }
 
     [TestMethod]
+    public async Task Base_tarball_that_reads_through_but_the_engine_refuses_is_MSI1008_and_kept()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = UniqueImage("refused");
+        using var project = new ImageProject(image);
+        var data = Directory.CreateDirectory(Path.Combine(project.Directory, "data")).FullName;
+        // tar(1) lists it fine; the engine cannot extract it (a hard link to a file the archive does not have).
+        var tarball = Path.Combine(data, "base-refused.tar");
+        using (var file = File.Create(tarball))
+        using (var writer = new System.Formats.Tar.TarWriter(file, System.Formats.Tar.TarEntryFormat.Ustar))
+        {
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "etc/hello") { DataStream = new MemoryStream("hi\n"u8.ToArray()) });
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.HardLink, "etc/link") { LinkName = "nowhere/missing" });
+        }
+        var build = await project.BuildAsync($"-p:MsDataDir={data}", "-p:MsBaseImage=base-refused.tar");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI1008");
+        StringAssert.Contains(build.Output, tarball);
+        Assert.IsFalse(build.Output.Contains("error MSI1002", StringComparison.Ordinal), "a tarball that reads through is not called corrupt");
+        Assert.IsTrue(File.Exists(tarball), "the tarball is kept");
+        await TestDocker.AssertNoStageContainerAsync(docker, image);
+    }
+
+    [TestMethod]
     public async Task Unwritable_data_dir_is_MSI0005_naming_it()
     {
         Repository.RequirePackedSdk();

@@ -17,10 +17,11 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
     internal static string? FindBuildId(string output) => BuildIdLine().Match(output) is { Success: true } m ? m.Groups[1].Value : null;
 
     /// <param name="launcher">A command that runs `dotnet build …` (its arguments follow), e.g. in another mount namespace.</param>
+    /// <param name="verbosity">The -v: given to MSBuild; null leaves the user's default (minimal), as a plain `dotnet build` has.</param>
     public static async Task<DotnetBuild> RunAsync(string project, IEnumerable<string>? arguments = null,
-        IDictionary<string, string?>? environment = null, TimeSpan? timeout = null, IReadOnlyList<string>? launcher = null)
+        IDictionary<string, string?>? environment = null, TimeSpan? timeout = null, IReadOnlyList<string>? launcher = null, string? verbosity = "n")
     {
-        await using var running = Running.Start(project, arguments, environment, launcher);
+        await using var running = Running.Start(project, arguments, environment, launcher, verbosity);
         return await running.CompleteAsync(timeout ?? TimeSpan.FromMinutes(15));
     }
 
@@ -50,7 +51,7 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
         }
 
         public static Running Start(string project, IEnumerable<string>? arguments = null, IDictionary<string, string?>? environment = null,
-            IReadOnlyList<string>? launcher = null)
+            IReadOnlyList<string>? launcher = null, string? verbosity = "n")
         {
             var start = new ProcessStartInfo(launcher?[0] ?? "dotnet")
             {
@@ -60,7 +61,7 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
                 WorkingDirectory = Path.GetDirectoryName(project)!,
             };
             IEnumerable<string> launched = launcher is null ? [] : [.. launcher.Skip(1), "dotnet"];
-            foreach (var argument in launched.Concat(["build", project, "-nr:false", "-tl:off", "-v:n", "-nologo"]).Concat(arguments ?? []))
+            foreach (var argument in launched.Concat(["build", project, "-nr:false", "-tl:off", "-nologo"]).Concat(verbosity is null ? [] : [$"-v:{verbosity}"]).Concat(arguments ?? []))
             {
                 start.ArgumentList.Add(argument);
             }

@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.Versioning;
 using System.Text.RegularExpressions;
-using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Benchmarks;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Injection;
-using MakinaStates.Image.Sdk.Tests.Support;
+using static MakinaStates.Image.Sdk.Benchmarks.Measure;
 
 [assembly: SupportedOSPlatform("linux")]
 
@@ -13,8 +13,11 @@ using MakinaStates.Image.Sdk.Tests.Support;
 //        (inject TREE CONTAINER: one injection through the SDK's archive stream, for measurement (c))
 if (args is ["inject", var treeArg, var containerArg])
 {
-    using var engine = await DockerEngine.ConnectAsync(msDockerHost: null, CancellationToken.None);
+    // What a build's Stage2 pays for the injection (its process is running already): connect, walk, stream.
+    var watch = Stopwatch.StartNew();
+    using var engine = await DockerEngine.ConnectAsync((string?)null, CancellationToken.None);
     await ArchiveUpload.UploadAsync(engine, containerArg, InjectedTree.Collect([new InjectedTree.Source(treeArg, "/srv/bench/")]), CancellationToken.None);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"upload-seconds {watch.Elapsed.TotalSeconds}"));
     return 0;
 }
 
@@ -25,6 +28,12 @@ var work = Directory.CreateTempSubdirectory("msimage-bench-").FullName;
 var self = Environment.ProcessPath!;
 var selfArgs = Path.GetExtension(self) == ".dll" ? new[] { self } : [];
 var rows = new List<string>();
+var notes = new List<string>();
+// Own image names and (for the cold build) an own data dir: nothing another build uses is replaced or removed.
+const string Image = "makinastates/bench-hello";
+const string ColdImage = "makinastates/bench-cold";
+const string CliCandidate = "makinastates/bench-cli:candidate";
+var data = Path.Combine(work, "data");
 Console.Error.WriteLine($"benchmark: {runs} runs each, work folder {work}");
 
 try
@@ -34,18 +43,36 @@ try
     CopyTree(Path.Combine(root, "samples", "hello-systemd"), sample);
     WriteNugetConfig(sample, root);
     var project = Path.Combine(sample, "hello-systemd.proj");
-    var data = Path.Combine(work, "data");
+    string[] Build(string image, string verbosity) =>
+        ["build", project, "-nr:false", "-tl:off", $"-v:{verbosity}", "-nologo", $"-p:MsImage={image}", .. cold ? new[] { $"-p:MsDataDir={data}" } : []];
 
-    // (d) first, while nothing is cached: a cold build from scratch (own data dir), per stage.
+    // (d) first, while nothing is cached: a cold build in its own data dir, then its reference measured piece by piece.
     if (cold)
     {
-        var coldRun = Run("dotnet", ["build", project, "-nr:false", "-tl:off", "-v:m", $"-p:MsDataDir={data}", "-p:MsImage=makinastates/bench-cold"]);
-        var summary = Regex.Match(coldRun.Output, "Image build summary: (.*)").Groups[1].Value;
-        rows.Add($"| d. cold build from scratch | {coldRun.Seconds:0.0} s | — | — | {summary} |");
-        await Docker(["rmi", "-f", "makinastates/bench-cold:candidate", "makinastates/bench-cold-stage1:latest"]);
+        var coldRun = Require(Run("dotnet", Build(ColdImage, "n")), "cold build");
+        var stage0 = Regex.Match(coldRun.Output, @"stage0: debootstrap (?<os>\S+) (?<release>\S+) from (?<mirror>\S+) \((?<packages>[^)]*)\)");
+        var rootfs = Path.Combine(work, "debootstrap-alone");
+        var debootstrap = Require(Run("debootstrap", ["--variant=minbase", $"--include={stage0.Groups["packages"].Value}", stage0.Groups["release"].Value, rootfs, stage0.Groups["mirror"].Value]), "debootstrap alone");
+        var raw = Path.Combine(work, "raw.tar");
+        Require(Run("tar", ["-C", rootfs, "--numeric-owner", "--xattrs", "--acls", "-cf", raw, "."]), "tar of the rootfs");
+        Directory.Delete(rootfs, recursive: true);
+        var import = Require(Run("docker", ["import", raw, "makinastates/bench-raw-import:latest"]), "docker import of the raw tar");
+        Run("docker", ["rmi", "makinastates/bench-raw-import:latest"]);
+        File.Delete(raw);
+        // Stage1 and a warm build: the same build again, with the base imported and the stage1 image gone.
+        Run("docker", ["rmi", $"{ColdImage}:candidate", $"{ColdImage}-stage1:latest"]);
+        var stage1AndWarm = Require(Run("dotnet", Build(ColdImage, "n")), "stage1 + warm build");
+        // Another build (of an older SDK) may have untagged this data dir's import meanwhile: the import it then
+        // redid is not stage1's work, so it is taken out of the reference.
+        var reimport = stage1AndWarm.Output.Contains("Importing ", StringComparison.Ordinal)
+            ? ParseSteps(StepsOf(stage1AndWarm, "Stage1")).FirstOrDefault(s => s.Step == "base").Seconds : 0;
+        var reference = debootstrap.Seconds + import.Seconds + stage1AndWarm.Seconds - reimport;
+        rows.Add(Row("d. cold build vs debootstrap + import of the raw tar + stage1 + warm build", coldRun.Seconds, reference, coldRun.Seconds / reference, "1.1", ""));
+        notes.Add($"d. cold build {Seconds(coldRun.Seconds)}: {Summary(coldRun)}");
+        notes.Add($"   {StepsLine(coldRun, "Stage1")}; {StepsLine(coldRun, "Stage3")}");
+        if (reimport > 0) notes.Add($"   (the stage1 and warm build re-imported the base, {Seconds(reimport)}, taken out of the reference)");
+        notes.Add($"   reference: debootstrap alone {Seconds(debootstrap.Seconds)} + docker import of the raw tar {Seconds(import.Seconds)} + stage1 and warm build {Seconds(stage1AndWarm.Seconds)} ({Summary(stage1AndWarm)})");
     }
-
-    string[] BuildArgs(string proj) => ["build", proj, "-nr:false", "-tl:off", "-v:q", "-nologo"];
 
     // (a) no-op rebuild vs dotnet build of an empty project that compiles nothing.
     var empty = Path.Combine(work, "empty");
@@ -55,21 +82,29 @@ try
           <PropertyGroup><TargetFramework>net10.0</TargetFramework><EnableDefaultCompileItems>false</EnableDefaultCompileItems></PropertyGroup>
         </Project>
         """);
-    Require(Run("dotnet", BuildArgs(project)), "warm-up build of the sample");
-    Require(Run("dotnet", BuildArgs(Path.Combine(empty, "empty.csproj"))), "warm-up build of the empty project");
-    var (noop, emptyBuild) = Pairs(runs, () => Run("dotnet", BuildArgs(project)), () => Run("dotnet", BuildArgs(Path.Combine(empty, "empty.csproj"))));
-    rows.Add(Row("a. no-op rebuild of hello-systemd vs empty project", noop, emptyBuild, "1.3"));
+    string[] EmptyBuild = ["build", Path.Combine(empty, "empty.csproj"), "-nr:false", "-tl:off", "-v:q", "-nologo"];
+    Require(Run("dotnet", Build(Image, "q")), "warm-up build of the sample");
+    Require(Run("dotnet", EmptyBuild), "warm-up build of the empty project");
+    var (noop, emptyBuild) = Alternate(runs, () => Run("dotnet", Build(Image, "q")), () => Run("dotnet", EmptyBuild));
+    rows.Add(Alternated("a. no-op rebuild of hello-systemd vs empty project", noop, emptyBuild, "1.3"));
 
-    // (b) rebuild after changing one injected file vs the same work as docker CLI commands.
-    var page = Path.Combine(sample, "site", "index.html");
-    var counter = 0;
+    // (b) rebuilds vs the same engine work as docker CLI commands, with where the time goes.
     var cliScript = Path.Combine(work, "cli-rebuild.sh");
-    File.WriteAllText(cliScript, CliRebuildScript);
+    File.WriteAllText(cliScript, CliReference.RebuildScript);
     var scripts = Path.Combine(sample, "injected_volumes", "bootstrap_scripts");
-    var (rebuild, cli) = Pairs(runs,
-        () => { File.AppendAllText(page, $"<!-- {counter++} -->\n"); return Run("dotnet", BuildArgs(project)); },
-        () => { File.AppendAllText(page, $"<!-- {counter++} -->\n"); return Run("bash", [cliScript, "makinastates/hello-systemd-stage1:latest", sample, scripts]); });
-    rows.Add(Row("b. rebuild after one injected file changed vs docker CLI script", rebuild, cli, "1.1"));
+    Result Cli() => Run("bash", [cliScript, $"{Image}-stage1:latest", sample, scripts, CliCandidate]);
+    var page = Path.Combine(sample, "site", "index.html");
+    var stage3 = Path.Combine(sample, "image_rootfs", "bootstrap_scripts", "stage3.sh");
+    var counter = 0;
+    foreach (var (name, change) in new (string, string)[] { ("one injected file changed", page), ("only stage3.sh changed", stage3) })
+    {
+        var comment = change.EndsWith(".sh", StringComparison.Ordinal) ? "# {0}\n" : "<!-- {0} -->\n";
+        var (sdk, cli) = Alternate(runs,
+            () => { File.AppendAllText(change, string.Format(CultureInfo.InvariantCulture, comment, counter++)); return Run("dotnet", Build(Image, "n")); },
+            () => { File.AppendAllText(change, string.Format(CultureInfo.InvariantCulture, comment, counter++)); return Cli(); });
+        rows.Add(Alternated($"b. rebuild after {name} vs docker CLI script", sdk, cli, "1.1 (stretch 1.0)"));
+        notes.Add($"b. {name}, medians: {Breakdown(sdk, cli)}");
+    }
 
     // (c) injection of 20,000 small files, and of one 1 GiB file, vs docker cp of the same tree.
     var small = Path.Combine(work, "small");
@@ -87,70 +122,79 @@ try
     }
     foreach (var (name, tree) in new[] { ("20,000 small files", small), ("one 1 GiB file", large) })
     {
-        var (ours, theirs) = Pairs(runs,
-            () => WithContainer(id => Run(self, [.. selfArgs, "inject", tree, id])),
-            () => WithContainer(id => Run("docker", ["cp", tree + "/.", $"{id}:/srv/bench/"])));
-        rows.Add(Row($"c. inject {name} vs docker cp", ours, theirs, "1.0", memory: true));
+        WithContainer(Image, id => Run(self, [.. selfArgs, "inject", tree, id]));
+        var (ours, theirs) = Alternate(runs,
+            () => WithContainer(Image, id => Run(self, [.. selfArgs, "inject", tree, id])),
+            () => WithContainer(Image, id => Run("docker", ["cp", tree + "/.", $"{id}:/srv/bench/"])));
+        var upload = ours.Select(r => double.Parse(Regex.Match(r.Output, @"upload-seconds (\S+)").Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+        rows.Add(Row($"c. inject {name} vs docker cp", Median(upload), Median(theirs.Select(r => r.Seconds)), MedianRatio(upload, theirs.Select(r => r.Seconds).ToList()), "1.0",
+            $"whole process {Seconds(Median(ours.Select(r => r.Seconds)))}; peak RSS {Median(ours.Select(r => r.PeakMegabytes)):0} MB vs {Median(theirs.Select(r => r.PeakMegabytes)):0} MB"));
     }
 }
 finally
 {
+    foreach (var reference in new[] { $"{Image}:candidate", $"{Image}-stage1:latest", CliCandidate, $"{ColdImage}:candidate", $"{ColdImage}-stage1:latest" })
+    {
+        Run("docker", ["rmi", reference]);
+    }
+    // The cold build's base import (its own data dir's tarball, recorded beside it).
+    foreach (var record in Directory.Exists(data) ? Directory.GetFiles(data, "*.imported") : [])
+    {
+        Run("docker", ["rmi", File.ReadAllText(record).Trim()]);
+    }
     Directory.Delete(work, recursive: true);
 }
 
-Console.WriteLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, median of {runs} alternating runs (A B A B ...).");
+Console.WriteLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end; median of {runs} alternating runs (A B A B ...), the cold build once.");
 Console.WriteLine();
-Console.WriteLine("| measurement | SDK (median) | reference (median) | ratio (target) | notes |");
+Console.WriteLine("| measurement | SDK (median) | reference (median) | ratio (goal) | notes |");
 Console.WriteLine("|---|---|---|---|---|");
 foreach (var row in rows) Console.WriteLine(row);
+Console.WriteLine();
+foreach (var note in notes) Console.WriteLine(note);
 return 0;
 
-static (List<Result> A, List<Result> B) Pairs(int runs, Func<Result> a, Func<Result> b)
+static string Alternated(string name, List<Result> a, List<Result> b, string goal) =>
+    Row(name, Median(a.Select(r => r.Seconds)), Median(b.Select(r => r.Seconds)),
+        MedianRatio(a.Select(r => r.Seconds).ToList(), b.Select(r => r.Seconds).ToList()), goal, "");
+
+static string Row(string name, double a, double b, double ratio, string goal, string notes)
 {
-    var (ra, rb) = (new List<Result>(), new List<Result>());
-    for (var i = 0; i < runs; i++)
+    var met = ratio <= double.Parse(goal.Split(' ')[0], CultureInfo.InvariantCulture);
+    return $"| {name} | {Seconds(a)} | {Seconds(b)} | {ratio:0.00}× (≤ {goal}×) {(met ? "met" : "missed")} | {notes} |";
+}
+
+static string Summary(Result build) => Regex.Match(build.Output, @"Image build summary: (.*?)( makinastates/\S+ [0-9.]+ MB\.)?\r?$", RegexOptions.Multiline).Groups[1].Value.Trim();
+
+static string StepsLine(Result build, string stage) => Regex.Match(build.Output, $@"{stage} steps: .*").Value.Trim();
+
+static string StepsOf(Result build, string stage) => Regex.Match(build.Output, $@"{stage} steps: (.*)").Groups[1].Value.Trim();
+
+// Median seconds of each step over the runs: the SDK's process and MSBuild, its stages and their steps; the CLI's steps.
+static string Breakdown(List<Result> sdk, List<Result> cli)
+{
+    IEnumerable<(string Step, double Seconds)> SdkSteps(Result r)
     {
-        ra.Add(Require(a(), "A"));
-        rb.Add(Require(b(), "B"));
+        var stages = Regex.Matches(Summary(r), @"(Stage\d) (?<s>[0-9.]+) s").Select(m => double.Parse(m.Groups["s"].Value, CultureInfo.InvariantCulture)).ToList();
+        yield return ("dotnet build and MSBuild", r.Seconds - stages.Sum());
+        foreach (var (stage, seconds) in Regex.Matches(Summary(r), @"(Stage[01]) ([0-9.]+) s").Select(m => (m.Groups[1].Value, double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))))
+            yield return (stage, seconds);
+        foreach (var stage in new[] { "Stage2", "Stage3" })
+            foreach (var step in ParseSteps(StepsOf(r, stage)))
+                yield return ($"{stage} {step.Step}", step.Seconds);
     }
-    return (ra, rb);
+    string Medians(IEnumerable<IEnumerable<(string Step, double Seconds)>> perRun) =>
+        string.Join(", ", perRun.SelectMany(s => s).GroupBy(s => s.Step).Select(g => $"{g.Key} {Seconds(Median(g.Select(s => s.Seconds)))}"));
+    return $"SDK {Seconds(Median(sdk.Select(r => r.Seconds)))} = {Medians(sdk.Select(SdkSteps))}; CLI {Seconds(Median(cli.Select(r => r.Seconds)))} = " +
+           Medians(cli.Select(r => ParseSteps(Regex.Match(r.Output, @"cli-steps: (.*)").Groups[1].Value)));
 }
 
-static string Row(string name, List<Result> a, List<Result> b, string target, bool memory = false)
+static Result WithContainer(string image, Func<string, Result> action)
 {
-    double Median(IEnumerable<double> values) { var v = values.Order().ToArray(); return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2; }
-    var ratio = Median(a.Zip(b, (x, y) => x.Seconds / y.Seconds));
-    var notes = memory ? $"peak RSS {Median(a.Select(r => r.PeakMegabytes)):0} MB vs {Median(b.Select(r => r.PeakMegabytes)):0} MB" : "";
-    return $"| {name} | {Median(a.Select(r => r.Seconds)):0.00} s | {Median(b.Select(r => r.Seconds)):0.00} s | {ratio:0.00}× (≤ {target}×) | {notes} |";
-}
-
-static Result WithContainer(Func<string, Result> action)
-{
-    var id = Run("docker", ["create", "makinastates/hello-systemd-stage1:latest", "/bin/true"]).Output.Trim();
+    var id = Run("docker", ["create", $"{image}-stage1:latest", "/bin/true"]).Output.Trim();
     try { return action(id); }
     finally { Run("docker", ["rm", "-f", id]); }
 }
-
-static Result Require(Result result, string what) =>
-    result.ExitCode == 0 ? result : throw new InvalidOperationException($"{what} failed ({result.ExitCode}):\n{result.Output}");
-
-static Result Run(string program, string[] arguments)
-{
-    var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-    foreach (var argument in arguments) start.ArgumentList.Add(argument);
-    start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-    var watch = Stopwatch.StartNew();
-    using var process = Process.Start(start)!;
-    var memory = PeakMemory.Watch(process.Id);
-    var output = process.StandardOutput.ReadToEndAsync();
-    var error = process.StandardError.ReadToEndAsync();
-    process.WaitForExit();
-    var seconds = watch.Elapsed.TotalSeconds;
-    memory.DisposeAsync().AsTask().Wait();
-    return new Result(process.ExitCode, seconds, memory.PeakBytes / 1048576.0, output.Result + error.Result);
-}
-
-static Task Docker(string[] arguments) { Run("docker", arguments); return Task.CompletedTask; }
 
 static void CopyTree(string from, string to)
 {
@@ -176,32 +220,4 @@ static string FindRoot()
         if (File.Exists(Path.Combine(dir.FullName, "MakinaStates.Sdk.sln"))) return dir.FullName;
     }
     throw new InvalidOperationException("run from the repository");
-}
-
-internal sealed record Result(int ExitCode, double Seconds, double PeakMegabytes, string Output);
-
-internal static partial class Program
-{
-    /// <summary>
-    /// The same work as a rebuild after one changed file (stages 2 and 3 on a reused stage1 image), as docker CLI
-    /// commands: create with systemd, copy, start, wait for boot, exec stage2/stage3 (and the snapshot and ACL save the
-    /// SDK also runs), stop, commit.
-    /// </summary>
-    private const string CliRebuildScript = """
-        #!/bin/bash
-        set -euo pipefail
-        image="$1"; sample="$2"; scripts="$3"
-        cid=$(docker create --tmpfs /run --tmpfs /run/lock -v /sys/fs/cgroup:/sys/fs/cgroup:ro -e container=docker \
-              --stop-signal SIGRTMIN+3 "$image" /sbin/init)
-        trap 'docker rm -f "$cid" >/dev/null' EXIT
-        tar -C "$sample/injected_volumes" --exclude=./bootstrap_scripts -cf - . | docker cp - "$cid:/"
-        tar -C "$sample/site" --transform 's,^\.,srv/projects/hello/www,' -cf - . | docker cp - "$cid:/"
-        tar -C "$scripts" --transform 's,^\.,docker-bootstrap,' -cf - . | docker cp - "$cid:/"
-        docker start "$cid" >/dev/null
-        until [[ "$(docker exec "$cid" systemctl is-system-running --wait 2>/dev/null)" =~ running|degraded ]]; do sleep 0.5; done
-        for s in stage2.sh stage3.sh snapshot.sh save-acls.sh; do docker exec "$cid" bash "/docker-bootstrap/$s" >/dev/null; done
-        docker exec "$cid" rm -rf /docker-bootstrap
-        docker stop "$cid" >/dev/null
-        docker commit --change 'CMD ["/sbin/init"]' "$cid" makinastates/bench-cli:candidate >/dev/null
-        """;
 }

@@ -1,0 +1,58 @@
+using System.Text.RegularExpressions;
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
+
+/// <summary>
+/// The cold path: the fresh base is imported from stage0.sh's raw tar while its .tar.xz is written beside it; the
+/// import is tagged with the tarball's hash, so the next build reuses it instead of importing again.
+/// </summary>
+[TestClass]
+public sealed class ColdBuildTests
+{
+    [TestMethod]
+    public async Task Cold_build_imports_the_fresh_base_once_and_the_next_build_reuses_that_import()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-cold-{Guid.NewGuid():N}"[..40];
+        using var project = new ImageProject(image);
+        // Its own data dir: a real debootstrap, and no base tarball of other builds is touched.
+        var data = Path.Combine(project.Directory, "data");
+        var tarball = Path.Combine(data, "baseimage-debian-bookworm.tar.xz");
+        string? baseReference = null;
+        try
+        {
+            var cold = await project.BuildAsync($"-p:MsDataDir={data}");
+            Assert.IsTrue(cold.Succeeded, cold.Output);
+            Assert.AreEqual(1, Regex.Matches(cold.Output, "Importing the fresh base").Count, cold.Output);
+            Assert.IsFalse(cold.Output.Contains($"Importing {tarball}", StringComparison.Ordinal), "the tarball was imported again after its raw tar");
+            Assert.IsTrue(File.Exists(tarball), "the base tarball was not written");
+            CollectionAssert.AreEquivalent(new[] { "baseimage-debian-bookworm.tar.xz", "baseimage-debian-bookworm.tar.xz.imported", "locks" },
+                Directory.GetFileSystemEntries(data).Select(Path.GetFileName).ToArray(), "raw tar, partial files or the rootfs were left");
+            HostProcess.Run("xz", "-t", tarball); // a complete xz file
+
+            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(tarball)))[..16];
+            baseReference = $"makinastates/base-debian-bookworm:{hash}";
+            StringAssert.Contains(cold.Output, $"its import is {baseReference}");
+            var baseId = await TestDocker.ImageIdAsync(docker, baseReference);
+            Assert.IsNotNull(baseId, $"the fresh base's import is not tagged {baseReference}");
+            Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"makinastates/base-debian-bookworm:build-{cold.BuildId}"), "the build-private tag was left");
+
+            var next = await project.BuildAsync($"-p:MsDataDir={data}", "-p:MsForceRebuild=true");
+            Assert.IsTrue(next.Succeeded, next.Output);
+            StringAssert.Contains(next.Output, $"Base image {baseReference} already imported.");
+            Assert.IsFalse(next.Output.Contains("Importing", StringComparison.Ordinal), next.Output);
+            StringAssert.Contains(next.Output, "(reused)");
+            Assert.AreEqual(baseId, await TestDocker.ImageIdAsync(docker, baseReference));
+        }
+        finally
+        {
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
+            if (baseReference is not null)
+            {
+                await TestDocker.RemoveImageAsync(docker, baseReference);
+            }
+        }
+    }
+}
