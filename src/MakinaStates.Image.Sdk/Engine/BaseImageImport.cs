@@ -127,7 +127,14 @@ public static class BaseImageImport
                 // Already gone, still the parent of a stage1 image, or used by a container: it stays.
             }
         }
-        await File.WriteAllTextAsync(record + ".tmp", reference + "\n", cancellationToken).ConfigureAwait(false);
-        File.Move(record + ".tmp", record, overwrite: true);
+        try
+        {
+            await File.WriteAllTextAsync(record + ".tmp", reference + "\n", cancellationToken).ConfigureAwait(false);
+            File.Move(record + ".tmp", record, overwrite: true);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            // A base shared read-only (a rootless user's, made once by root): the record is a tidiness, not a need.
+        }
     }
 }

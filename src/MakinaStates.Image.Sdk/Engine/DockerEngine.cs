@@ -197,6 +197,11 @@ public sealed class DockerEngine : IDisposable
         catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
         }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict
+            && e.ResponseBody?.Contains("already in progress", StringComparison.Ordinal) == true)
+        {
+            // Another process (a concurrent build reaping the same orphan) is removing it: it is going.
+        }
     }
 
     /// <summary>Removes every container that carries this build's id label.</summary>

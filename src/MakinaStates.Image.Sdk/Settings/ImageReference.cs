@@ -42,6 +42,9 @@ public sealed partial record ImageReference(string Repository, string? Tag)
 
     public string WithTag(string tag) => $"{Repository}:{tag}";
 
+    /// <summary>The project's stage1 image (what stage1.sh made of the base), shared by its builds.</summary>
+    public string Stage1 => $"{Repository}-stage1:latest";
+
     /// <summary>The registry host[:port] the repository names, or null (docker's rule: a '.', a ':' or localhost).</summary>
     public string? Registry => Repository.IndexOf('/') is > 0 and var slash && Repository[..slash] is var first
         && (first.Contains('.') || first.Contains(':') || first == "localhost") ? first : null;

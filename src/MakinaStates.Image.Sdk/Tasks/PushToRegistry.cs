@@ -5,6 +5,7 @@ using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Description = MakinaStates.Image.Sdk.Settings.BuildDescription;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
@@ -14,18 +15,18 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed partial class PushToRegistry : ImageBuildTask
 {
-    [Required] public string MsImage { get; set; } = "";
+    private string MsImage => Build.MsImage;
 
-    /// <summary>MsImageCandidate: the local reference of the image that was built (or found up to date).</summary>
-    [Required] public string ImageCandidate { get; set; } = "";
+    /// <summary>The local reference of the image that was built (or found up to date).</summary>
+    private string ImageCandidate => Build.ImageCandidate;
 
     /// <summary>MsRegistry: host[:port]; empty means the registry MsImage names.</summary>
-    public string MsRegistry { get; set; } = "";
+    private string MsRegistry => Build.MsRegistry;
 
     /// <summary>MsImageTags items: more tags for the same image (1.2.3, latest).</summary>
     public ITaskItem[] Tags { get; set; } = [];
 
-    public string MsRegistryUsername { get; set; } = "";
+    private string MsRegistryUsername => Build.MsRegistryUsername;
 
     /// <summary>Never logged; MS_REGISTRY_PASSWORD is read when this is empty.</summary>
     public string MsRegistryPassword { get; set; } = "";

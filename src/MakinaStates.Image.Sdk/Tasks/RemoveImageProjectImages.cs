@@ -3,19 +3,19 @@ using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
+using Description = MakinaStates.Image.Sdk.Settings.BuildDescription;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
 /// <summary>`dotnet clean` with MsCleanImages=true: removes the project's candidate and stage1 images from the engine.</summary>
-public sealed class RemoveImageProjectImages : ImageBuildTask
+public sealed class RemoveImageProjectImages : SettingsTask
 {
-    [Required] public string MsImage { get; set; } = "";
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        var image = ImageReference.Parse(MsImage, "MsImage");
+        var image = ImageReference.Parse(Build.MsImage, "MsImage");
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var reference in new[] { image.WithTag("candidate"), $"{image.Repository}-stage1:latest" })
+        foreach (var reference in new[] { image.WithTag("candidate"), image.Stage1 })
         {
             try
             {

@@ -8,6 +8,7 @@ using MakinaStates.Image.Sdk.Scripts;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Description = MakinaStates.Image.Sdk.Settings.BuildDescription;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
@@ -15,47 +16,42 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// Stage0: resolve and validate every setting, reach the engine, lay out the data and image directories,
 /// put the effective stage scripts in place and print the seed's report of the settings.
 /// </summary>
-public sealed class Stage0PrepareBuild : ImageBuildTask
+public sealed class Stage0PrepareBuild : SettingsTask
 {
-    public string MsImage { get; set; } = "";
-    public string MsBase { get; set; } = "scratch";
-    [Required] public string MsDataDir { get; set; } = "";
-    [Required] public string MsImageDir { get; set; } = "";
-    public string MsCommand { get; set; } = "";
-    public string MsOs { get; set; } = "debian";
-    public string MsOsRelease { get; set; } = "bookworm";
-    public string MsOsMirror { get; set; } = "";
-    public string MsBaseImage { get; set; } = "";
-    public string MsStagePath { get; set; } = "";
-    public string MsStage0Tag { get; set; } = "";
+    // The settings, from the build description (MsResolveSettings); Stage0 resolves them and writes back what it decided.
+    private string MsImage => Build.MsImage;
+    private string MsBase => Build.MsBase;
+    private string MsDataDir => Build.MsDataDir;
+    private string MsImageDir => Build.MsImageDir;
+    private string MsCommand => Build.MsCommand;
+    private string MsOs => Build.MsOs;
+    private string MsOsRelease => Build.MsOsRelease;
+    private string MsOsMirror => Build.MsOsMirror;
+    private string MsBaseImage => Build.MsBaseImage;
+    private string MsStagePath => Build.MsStagePath;
+    private string MsStage0Tag => Build.MsStage0Tag;
+    private string MsDockerArgs => Build.MsDockerArgs;
+    private string MsInit => Build.MsInit;
+    private string MsMakinaStates => Build.MsMakinaStates;
+    private string MsMakinaStatesBuildForce => Build.MsMakinaStatesBuildForce;
+    private string MsExistingFolderMetadata => Build.MsExistingFolderMetadata;
+    private bool ForceRebuild => Build.IsTrue(Build.MsForceRebuild);
+    private bool RebuildBase => Build.IsTrue(Build.MsRebuildBase);
 
-    /// <summary>MsInit: auto (from MsCommand), systemd or none; resolved into <see cref="ResolvedInit"/>.</summary>
-    public string MsInit { get; set; } = "auto";
-
-    /// <summary>MsMakinaStates: auto, true or false; with MsMakinaStatesBuildForce, resolved into <see cref="ResolvedMakinaStates"/>.</summary>
-    public string MsMakinaStates { get; set; } = "auto";
-    public string MsMakinaStatesBuildForce { get; set; } = "";
-
-    /// <summary>MsExistingFolderMetadata: acl or all (checked here, before any container exists).</summary>
-    public string MsExistingFolderMetadata { get; set; } = "acl";
     [Required] public string SdkStageScriptsDirectory { get; set; } = "";
-    public ITaskItem[] InjectedVolumes { get; set; } = [];
-    public ITaskItem[] Secrets { get; set; } = [];
-    public ITaskItem[] Ports { get; set; } = [];
-    public ITaskItem[] Volumes { get; set; } = [];
 
     /// <summary>The project's obj/ folder for the image build (content hash cache).</summary>
     public string IntermediateDirectory { get; set; } = "";
 
-    /// <summary>MsForceRebuild: build even when the candidate's inputs key matches.</summary>
-    public bool ForceRebuild { get; set; }
-    public bool RebuildBase { get; set; }
 
     /// <summary>The settings that shape the image beyond the tree and the scripts (name=value items).</summary>
     public ITaskItem[] ShapingSettings { get; set; } = [];
 
     /// <summary>Where the host's apt sources live (a test points it elsewhere).</summary>
     public string AptConfigurationDirectory { get; set; } = "/etc/apt";
+
+    /// <summary>Where the description of this build was written, for the later stages (BuildDescription in, the same out).</summary>
+    [Output] public string DescriptionFile { get; private set; } = "";
 
     [Output] public string ResolvedOsMirror { get; private set; } = "";
 
@@ -105,7 +101,7 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
 
         ImageCandidate = image.WithTag("candidate");
         ResolvedStage0Tag = string.IsNullOrWhiteSpace(MsStage0Tag) ? $"{image.Repository}-stage0:latest" : MsStage0Tag.Trim();
-        Stage1Image = $"{image.Repository}-stage1:latest";
+        Stage1Image = image.Stage1;
         NewBuildId = Guid.NewGuid().ToString("N");
         var stem = image.Repository.Replace('/', '-').Replace(':', '-');
         Stage1Name = $"{stem}-stage1-{NewBuildId[..12]}";
@@ -205,19 +201,39 @@ public sealed class Stage0PrepareBuild : ImageBuildTask
         _steps.Mark("inputs key");
         Log.LogMessage(MessageImportance.Normal, "Stage0 steps: {0}", _steps);
 
-        // The seed's report of the effective settings.
+        // What this build decided, for the later stages: they read the description, not the properties.
+        var build = Build;
+        build.BuildId = NewBuildId;
+        build.MsOsMirror = ResolvedOsMirror;
+        build.MsInit = ResolvedInit;
+        build.MsMakinaStates = ResolvedMakinaStates;
+        build.MsStage0Tag = ResolvedStage0Tag;
+        build.ImageCandidate = ImageCandidate;
+        build.Stage1Name = Stage1Name;
+        build.Stage2Name = Stage2Name;
+        build.Stage1Image = Stage1Image;
+        build.BaseImagePath = baseImagePath;
+        build.BaseTarballHash = BaseTarballHash;
+        build.BootstrapScriptsDirectory = BootstrapScriptsDirectory;
+        build.CorpusCommit = CorpusCommit;
+        build.InputsKey = InputsKey;
+        build.Save(BuildDescription);
+        DescriptionFile = BuildDescription;
+
+        // The seed's report of the effective settings (the -e values of MsDockerArgs masked: they may be secrets).
         Log.LogMessage(MessageImportance.High, "MakinaStates image build {0}", NewBuildId);
-        foreach (var (name, value) in new (string, string)[]
+        foreach (var (name, value) in build.SeedSettings())
         {
-            ("MS_IMAGE", MsImage), ("MS_BASE", MsBase), ("MS_IMAGE_DIR", MsImageDir), ("MS_DATA_DIR", MsDataDir),
-            ("MS_COMMAND", MsCommand), ("MS_INIT", ResolvedInit), ("MS_MAKINASTATES", ResolvedMakinaStates), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease),
-            ("MS_OS_MIRROR", ResolvedOsMirror.Length > 0 ? ResolvedOsMirror : "(none found; not needed while the base exists)"),
-            ("MS_BASEIMAGE", baseImagePath), ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name),
-            ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", ResolvedStage0Tag), ("MS_DOCKER_ARGS", System.Text.RegularExpressions.Regex.Replace(MsDockerArgs, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***")), ("DOCKER_HOST", engine.Endpoint.Display),
-        })
-        {
-            Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, value);
+            var shown = name switch
+            {
+                "MS_OS_MIRROR" when value.Length == 0 => "(none found; not needed while the base exists)",
+                "MS_BASEIMAGE" => baseImagePath,
+                "MS_DOCKER_ARGS" => System.Text.RegularExpressions.Regex.Replace(value, @"((?:-e|--env)(?:=|\s+)['""]?[^=\s'""]+)=\S+", "$1=***"),
+                _ => value,
+            };
+            Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, shown);
         }
+        Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", "DOCKER_HOST", engine.Endpoint.Display);
     }
 
     /// <summary>

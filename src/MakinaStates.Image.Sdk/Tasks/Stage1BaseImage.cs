@@ -7,6 +7,7 @@ using MakinaStates.Image.Sdk.Injection;
 using MakinaStates.Image.Sdk.Scripts;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
+using Description = MakinaStates.Image.Sdk.Settings.BuildDescription;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
@@ -17,27 +18,23 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed class Stage1BaseImage : ImageBuildTask
 {
-    [Required] public string MsImage { get; set; } = "";
-    public string MsBase { get; set; } = "scratch";
-    [Required] public string MsDataDir { get; set; } = "";
-    public string MsOs { get; set; } = "debian";
-    public string MsOsRelease { get; set; } = "bookworm";
-    [Required] public string BaseImagePath { get; set; } = "";
-
-    /// <summary>From Stage0: the tarball's content hash, so an unchanged tarball is not read again to find its import.</summary>
-    public string BaseTarballHash { get; set; } = "";
-    [Required] public string Stage1Image { get; set; } = "";
-    [Required] public string Stage1Name { get; set; } = "";
-    [Required] public string BootstrapScriptsDirectory { get; set; } = "";
-
-    /// <summary>MsBaseBuilder: auto (host when it can, else the builder container), host, or container.</summary>
-    public string BaseBuilder { get; set; } = "auto";
-    /// <summary>MsRebuildBase: make the base tarball again even though it exists.</summary>
-    public bool RebuildBase { get; set; }
-    public string Stage0Tag { get; set; } = "";
-    public string DockerfileStage0 { get; set; } = "";
+    // From the build description: the settings, and the names and hash Stage0 resolved.
+    private string MsImage => Build.MsImage;
+    private string MsBase => Build.MsBase;
+    private string MsDataDir => Build.MsDataDir;
+    private string MsOs => Build.MsOs;
+    private string MsOsRelease => Build.MsOsRelease;
+    private string BaseImagePath => Build.BaseImagePath;
+    private string BaseTarballHash => Build.BaseTarballHash;
+    private string Stage1Image => Build.Stage1Image;
+    private string Stage1Name => Build.Stage1Name;
+    private string BootstrapScriptsDirectory => Build.BootstrapScriptsDirectory;
+    private string BaseBuilder => Build.MsBaseBuilder;
+    private bool RebuildBase => Build.IsTrue(Build.MsRebuildBase);
+    private string Stage0Tag => Build.MsStage0Tag;
+    private string DockerfileStage0 => Build.MsDockerfileStage0;
     /// <summary>MsSkipStage0Build: any non-empty value (the seed's convention) uses the builder image as it is.</summary>
-    public string SkipStage0Build { get; set; } = "";
+    private string SkipStage0Build => Build.MsSkipStage0Build;
 
     [Output] public string Stage1ImageId { get; private set; } = "";
     [Output] public bool Stage1Reused { get; private set; }

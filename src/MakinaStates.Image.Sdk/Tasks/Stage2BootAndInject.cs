@@ -6,6 +6,7 @@ using MakinaStates.Image.Sdk.Injection;
 using MakinaStates.Image.Sdk.Scripts;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
+using Description = MakinaStates.Image.Sdk.Settings.BuildDescription;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
@@ -16,38 +17,27 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed class Stage2BootAndInject : ImageBuildTask
 {
-    [Required] public string MsImage { get; set; } = "";
-    [Required] public string MsImageDir { get; set; } = "";
-    [Required] public string MsCommand { get; set; } = "";
+    /// <summary>From Stage1: the image the build container starts from.</summary>
     [Required] public string Stage1ImageId { get; set; } = "";
-    [Required] public string Stage2Name { get; set; } = "";
-    [Required] public string BootstrapScriptsDirectory { get; set; } = "";
-    public ITaskItem[] InjectedVolumes { get; set; } = [];
 
-    /// <summary>MsSecret items, written to /run/secrets (tmpfs) for stage2.sh and stage3.sh.</summary>
-    public ITaskItem[] Secrets { get; set; } = [];
-    public int BootTimeoutSeconds { get; set; } = 180;
-    public string MsDataDir { get; set; } = "";
-
-    /// <summary>The base tarball (MsBaseImagePath): not uploaded with the data dir to a remote engine.</summary>
-    public string BaseImagePath { get; set; } = "";
-
-    /// <summary>From Stage0: the corpus project's commit to deploy, if any.</summary>
-    public string CorpusCommit { get; set; } = "";
-    public string MsGitUrl { get; set; } = "";
-    public string MsGitBranch { get; set; } = "stable";
-
-    /// <summary>MsExposeInjectedVolumes: also lay the merged tree at /docker/injected_volumes while building.</summary>
-    public bool ExposeInjectedVolumes { get; set; } = true;
-
-    /// <summary>From Stage0: systemd, or none (PID 1 only keeps the container up; no boot to wait for).</summary>
-    public string Init { get; set; } = InitSystem.Systemd;
-
-    /// <summary>From Stage0: whether stage2.sh runs the makina-states step (a local MsGitUrl is then checked out here).</summary>
-    public bool MakinaStates { get; set; }
-
-    /// <summary>MsExistingFolderMetadata: acl (ACLs and xattrs) or all (also owner and mode) for folders the image has.</summary>
-    public string ExistingFolderMetadata { get; set; } = Injection.ExistingFolderMetadata.Acl;
+    // From the build description: the settings, and what Stage0 resolved (names, init, the makina-states decision).
+    private string MsImage => Build.MsImage;
+    private string MsImageDir => Build.MsImageDir;
+    private string MsCommand => Build.MsCommand;
+    private string Stage2Name => Build.Stage2Name;
+    private string BootstrapScriptsDirectory => Build.BootstrapScriptsDirectory;
+    private ITaskItem[] InjectedVolumes => Description.TaskItems(Build.InjectedVolumes);
+    private ITaskItem[] Secrets => Description.TaskItems(Build.Secrets);
+    private int BootTimeoutSeconds => int.TryParse(Build.MsBootTimeout, out var seconds) && seconds > 0 ? seconds : 180;
+    private string MsDataDir => Build.MsDataDir;
+    private string BaseImagePath => Build.BaseImagePath;
+    private string CorpusCommit => Build.CorpusCommit;
+    private string MsGitUrl => Build.MsGitUrl;
+    private string MsGitBranch => Build.MsGitBranch;
+    private bool ExposeInjectedVolumes => !string.Equals(Build.MsExposeInjectedVolumes.Trim(), "false", StringComparison.OrdinalIgnoreCase);
+    private string Init => Build.MsInit;
+    private bool MakinaStates => Build.IsTrue(Build.MsMakinaStates);
+    private string ExistingFolderMetadata => Build.MsExistingFolderMetadata;
 
     /// <summary>Where the list of injected paths is in the build container (NUL-separated; /docker is never committed).</summary>
     public const string InjectedPathsInContainer = "/docker/injected-paths";

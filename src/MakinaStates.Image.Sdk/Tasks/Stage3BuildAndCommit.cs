@@ -4,6 +4,7 @@ using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Settings;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Description = MakinaStates.Image.Sdk.Settings.BuildDescription;
 
 namespace MakinaStates.Image.Sdk.Tasks;
 
@@ -13,29 +14,25 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed class Stage3BuildAndCommit : ImageBuildTask
 {
-    [Required] public string MsImage { get; set; } = "";
-    [Required] public string MsCommand { get; set; } = "";
+    /// <summary>From Stage2: the booted build container.</summary>
     [Required] public string ContainerId { get; set; } = "";
-    [Required] public string ImageCandidate { get; set; } = "";
-    public int StopTimeoutSeconds { get; set; } = 60;
 
-    /// <summary>From Stage0: systemd, or none (no unit restores ACLs at boot; the stop signal is SIGTERM).</summary>
-    public string Init { get; set; } = InitSystem.Systemd;
-
-    /// <summary>MsDoSnapshot: "yes" runs snapshot.sh before the commit.</summary>
-    public string DoSnapshot { get; set; } = "yes";
-
-    /// <summary>From Stage0: labelled on the candidate so the next build can tell it is up to date.</summary>
-    public string InputsKey { get; set; } = "";
-
-    /// <summary>MsLabel items and the generated org.opencontainers.image.* labels (Value metadata).</summary>
+    /// <summary>MsLabel items and the generated org.opencontainers.image.* labels, created stamped now (Value metadata).</summary>
     public ITaskItem[] Labels { get; set; } = [];
-    public ITaskItem[] EnvironmentVariables { get; set; } = [];
-    public ITaskItem[] Ports { get; set; } = [];
-    public ITaskItem[] Volumes { get; set; } = [];
 
-    /// <summary>From Stage0: a corpus project's deployed commit, labelled on the candidate.</summary>
-    public string CorpusCommit { get; set; } = "";
+    private const int StopTimeoutSeconds = 60;
+
+    // From the build description: the settings, and what Stage0 resolved (candidate, init, inputs key, commit).
+    private string MsImage => Build.MsImage;
+    private string MsCommand => Build.MsCommand;
+    private string ImageCandidate => Build.ImageCandidate;
+    private string Init => Build.MsInit;
+    private string DoSnapshot => Build.MsDoSnapshot;
+    private string InputsKey => Build.InputsKey;
+    private ITaskItem[] EnvironmentVariables => Description.TaskItems(Build.EnvironmentVariables);
+    private ITaskItem[] Ports => Description.TaskItems(Build.Ports);
+    private ITaskItem[] Volumes => Description.TaskItems(Build.Volumes);
+    private string CorpusCommit => Build.CorpusCommit;
 
     [Output] public ITaskItem? Candidate { get; private set; }
 

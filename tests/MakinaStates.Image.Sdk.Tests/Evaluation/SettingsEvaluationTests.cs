@@ -91,10 +91,10 @@ public sealed class SettingsEvaluationTests
         Assert.AreEqual("systemd", shaping["MsInit"]);
         Assert.AreEqual("all", shaping["MsExistingFolderMetadata"]);
         // The scripts see them (resolved by Stage0) as MS_*.
-        var stage0 = File.ReadAllText(Path.Combine(Repository.Root, "sdk", "Sdk.targets"));
-        foreach (var name in new[] { "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA" })
+        var environment = new MakinaStates.Image.Sdk.Settings.BuildDescription { MsMakinaStates = "false", MsInit = "systemd", MsExistingFolderMetadata = "all" }.StageEnvironment();
+        foreach (var variable in new[] { "MS_MAKINASTATES=false", "MS_INIT=systemd", "MS_EXISTING_FOLDER_METADATA=all" })
         {
-            StringAssert.Contains(stage0, $"<MsStageEnvironment Include=\"{name}\"");
+            CollectionAssert.Contains(environment.ToList(), variable);
         }
     }
 

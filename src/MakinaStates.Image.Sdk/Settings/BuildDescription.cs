@@ -1,0 +1,153 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MakinaStates.Image.Sdk.Diagnostics;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace MakinaStates.Image.Sdk.Settings;
+
+/// <summary>
+/// One build, described once: every setting as the project resolved it (MsResolveSettings writes it from the
+/// properties and items), then what Stage0 resolved (build id, names, mirror, init, keys). The later stages read it
+/// instead of taking each setting as a parameter; the engine connection, the stage environment and the docker-run
+/// arguments are derived from it in one place each. Written to obj/msimage/build.json. A new setting is a property
+/// here, a line in MsResolveSettings, and its default in Sdk.targets.
+/// </summary>
+public sealed class BuildDescription
+{
+    // Settings (MSBuild properties; the names are the properties').
+    public string MsImage { get; set; } = "";
+    public string MsBase { get; set; } = "";
+    public string MsImageDir { get; set; } = "";
+    public string MsDataDir { get; set; } = "";
+    public string MsCommand { get; set; } = "";
+    public string MsOs { get; set; } = "";
+    public string MsOsRelease { get; set; } = "";
+    public string MsOsMirror { get; set; } = "";
+    public string MsBaseImage { get; set; } = "";
+    public string MsGitUrl { get; set; } = "";
+    public string MsGitBranch { get; set; } = "";
+    public string MsStagePath { get; set; } = "";
+    public string MsStage0Tag { get; set; } = "";
+    public string MsDockerfileStage0 { get; set; } = "";
+    public string MsDockerArgs { get; set; } = "";
+    public string MsMakinaStatesBuildForce { get; set; } = "";
+    public string MsMakinaStates { get; set; } = "";
+    public string MsInit { get; set; } = "";
+    public string MsExistingFolderMetadata { get; set; } = "";
+    public string MsDoSnapshot { get; set; } = "";
+    public string MsSkipStage0Build { get; set; } = "";
+    public string MsBootTimeout { get; set; } = "";
+    public string MsBaseBuilder { get; set; } = "";
+    public string MsRebuildBase { get; set; } = "";
+    public string MsExposeInjectedVolumes { get; set; } = "";
+    public string MsForceRebuild { get; set; } = "";
+    public string MsPush { get; set; } = "";
+    public string MsRegistry { get; set; } = "";
+    public string MsRegistryUsername { get; set; } = "";
+    public string MsDockerHost { get; set; } = "";
+    public string MsDockerCertPath { get; set; } = "";
+    public string MsDockerTlsVerify { get; set; } = "";
+    public string MsDockerRemote { get; set; } = "";
+
+    // Items, with their metadata.
+    public List<Item> InjectedVolumes { get; set; } = [];
+    public List<Item> Secrets { get; set; } = [];
+    public List<Item> Ports { get; set; } = [];
+    public List<Item> Volumes { get; set; } = [];
+    public List<Item> EnvironmentVariables { get; set; } = [];
+
+    // Resolved by Stage0 for this build.
+    public string BuildId { get; set; } = "";
+    public string ImageCandidate { get; set; } = "";
+    public string Stage1Name { get; set; } = "";
+    public string Stage2Name { get; set; } = "";
+    public string Stage1Image { get; set; } = "";
+    public string BaseImagePath { get; set; } = "";
+    public string BaseTarballHash { get; set; } = "";
+    public string BootstrapScriptsDirectory { get; set; } = "";
+    public string CorpusCommit { get; set; } = "";
+    public string InputsKey { get; set; } = "";
+
+    /// <summary>An MSBuild item as data: its spec and metadata.</summary>
+    public sealed record Item(string Spec, Dictionary<string, string> Metadata)
+    {
+        public static Item From(ITaskItem item, params string[] metadataNames) =>
+            new(item.ItemSpec, metadataNames.Where(n => item.GetMetadata(n).Length > 0).ToDictionary(n => n, item.GetMetadata));
+
+        public ITaskItem ToTaskItem()
+        {
+            var item = new TaskItem(Spec);
+            foreach (var (name, value) in Metadata)
+            {
+                item.SetMetadata(name, value);
+            }
+            return item;
+        }
+    }
+
+    public static ITaskItem[] TaskItems(IEnumerable<Item> items) => [.. items.Select(i => i.ToTaskItem())];
+
+    /// <summary>MsDockerArgs, parsed once per description (the settings are read once per build).</summary>
+    [JsonIgnore]
+    public DockerRunArguments DockerRunArguments => _dockerRunArguments ??= DockerRunArguments.Parse(MsDockerArgs);
+    private DockerRunArguments? _dockerRunArguments;
+
+    /// <summary>The engine of this build: MsDockerHost/MsDockerCertPath/MsDockerTlsVerify over the docker environment.</summary>
+    public DockerEndpoint ResolveEndpoint() =>
+        DockerEndpoint.Resolve(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify, Environment.GetEnvironmentVariable,
+            Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
+
+    /// <summary>MsDockerRemote: null for auto (a unix socket is local), true to upload everything, false.</summary>
+    public bool? Remote => MsDockerRemote.Trim().ToLowerInvariant() switch
+    {
+        "" or "auto" => null,
+        "true" => true,
+        "false" => false,
+        _ => throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerRemoteInvalid", MsDockerRemote)),
+    };
+
+    public bool IsTrue(string value) => string.Equals(value.Trim(), "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Every setting as the seed names it (MS_*), in the seed's order: the one list of them outside Sdk.targets' defaults.</summary>
+    public IReadOnlyList<(string Name, string Value)> SeedSettings() =>
+    [
+        ("MS_IMAGE", MsImage), ("MS_BASE", MsBase), ("MS_IMAGE_DIR", MsImageDir), ("MS_DATA_DIR", MsDataDir), ("MS_COMMAND", MsCommand),
+        ("MS_INIT", MsInit), ("MS_MAKINASTATES", MsMakinaStates), ("MS_MAKINASTATES_BUILD_FORCE", MsMakinaStatesBuildForce),
+        ("MS_EXISTING_FOLDER_METADATA", MsExistingFolderMetadata), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease), ("MS_OS_MIRROR", MsOsMirror),
+        ("MS_BASEIMAGE", MsBaseImage), ("MS_GIT_URL", MsGitUrl), ("MS_GIT_BRANCH", MsGitBranch), ("MS_DO_SNAPSHOT", MsDoSnapshot),
+        ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name), ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", MsStage0Tag),
+        ("MS_DOCKER_ARGS", MsDockerArgs), ("MS_SKIP_STAGE0_BUILD", MsSkipStage0Build), ("MS_STAGE_PATH", MsStagePath),
+    ];
+
+    /// <summary>
+    /// The environment of the stage scripts: every MS_* setting as the seed passes them, then MsDockerArgs' -e values.
+    /// Given to the scripts (exec), never as the container's Env, which docker commit would bake into the image.
+    /// </summary>
+    public IList<string> StageEnvironment() => [.. SeedSettings().Select(s => $"{s.Name}={s.Value}"), .. DockerRunArguments.Environment];
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    /// <summary>Sets a setting by its property name; an unknown name is the SDK's own mistake.</summary>
+    public void Set(string property, string value)
+    {
+        var setting = typeof(BuildDescription).GetProperty(property);
+        if (setting is null || setting.PropertyType != typeof(string) || !property.StartsWith("Ms", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"MsResolveSettings passes '{property}', which the build description does not have.");
+        }
+        setting.SetValue(this, value);
+    }
+
+    public void Save(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, JsonSerializer.Serialize(this, Json));
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    public static BuildDescription Load(string path) =>
+        JsonSerializer.Deserialize<BuildDescription>(File.ReadAllText(path), Json)
+        ?? throw new InvalidDataException($"{path} holds no build description.");
+}

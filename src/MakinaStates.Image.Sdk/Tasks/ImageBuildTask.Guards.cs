@@ -1,0 +1,118 @@
+using Docker.DotNet;
+using MakinaStates.Image.Sdk.Diagnostics;
+using Microsoft.Build.Framework;
+using Task = Microsoft.Build.Utilities.Task;
+using Description = MakinaStates.Image.Sdk.Settings.BuildDescription;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>
+/// What a build holds and must give back however it ends: the image lock, the stage container, the data volume and a
+/// fresh base, registered with MSBuild so that a failure, Ctrl+C or a failing hook between stages cleans up.
+/// </summary>
+public abstract partial class ImageBuildTask
+{
+    /// <summary>
+    /// Holds the per-image lock from Stage0 to the end of Stage3, so two builds of one image never interleave. It is
+    /// registered with MSBuild for the build's lifetime: whatever way the build ends, MSBuild disposes it.
+    /// </summary>
+    protected void HoldImageLock(IDisposable imageLock) =>
+        BuildEngine4.RegisterTaskObject(ImageLockKey, imageLock, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
+    /// <summary>Lets the next build of this image start (the build's stages are over).</summary>
+    protected void ReleaseImageLock()
+    {
+        if (!string.IsNullOrEmpty(BuildId) && BuildEngine4.UnregisterTaskObject(ImageLockKey, RegisteredTaskObjectLifetime.Build) is IDisposable held)
+        {
+            held.Dispose();
+        }
+    }
+
+    private string ImageLockKey => $"MakinaStates.Image.Sdk.ImageLock/{BuildId}";
+
+    /// <summary>
+    /// Between Stage2 and Stage3 no task of ours runs: if the build stops there (a failing hook, Ctrl+C), MSBuild
+    /// disposes this guard at the end of the build, which removes the container.
+    /// </summary>
+    protected void GuardStageContainer(string containerId)
+    {
+        var buildId = BuildId;
+        // The volume too: MSBuild disposes the guards in no set order, and a volume cannot go while its container exists.
+        BuildEngine4.RegisterTaskObject(ContainerGuardKey, new EngineCleanupGuard(ResolveEndpoint(), async (engine, token) =>
+        {
+            await engine.RemoveContainerAsync(containerId, token).ConfigureAwait(false);
+            await Engine.DataVolume.RemoveAsync(engine, buildId, token).ConfigureAwait(false);
+        }), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+    }
+
+    /// <summary>Stage3 owns the container now (and removes it itself).</summary>
+    protected void ReleaseStageContainerGuard() => BuildEngine4.UnregisterTaskObject(ContainerGuardKey, RegisteredTaskObjectLifetime.Build);
+
+    private string ContainerGuardKey => $"MakinaStates.Image.Sdk.StageContainer/{BuildId}";
+
+    /// <summary>Runs a cleanup against the engine when MSBuild disposes it at the end of the build; never throws.</summary>
+    private sealed class EngineCleanupGuard(Settings.DockerEndpoint endpoint, Func<Engine.DockerEngine, CancellationToken, System.Threading.Tasks.Task> cleanup) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+                using var engine = Engine.DockerEngine.ConnectAsync(endpoint, bound.Token).GetAwaiter().GetResult();
+                cleanup(engine, bound.Token).GetAwaiter().GetResult();
+            }
+            catch (Exception)
+            {
+                // The build is over; Stage0 of the next build reaps what could not be removed here.
+            }
+        }
+    }
+
+    /// <summary>
+    /// However the build ends (Ctrl+C in Stage1 included, where no OnError target runs), MSBuild disposes this guard
+    /// at its end, which removes the build's data volume. Removing it earlier (end of Stage3) is fine: it is idempotent.
+    /// </summary>
+    private void GuardDataVolume()
+    {
+        var key = $"MakinaStates.Image.Sdk.DataVolume/{BuildId}";
+        if (BuildEngine4.GetRegisteredTaskObject(key, RegisteredTaskObjectLifetime.Build) is null)
+        {
+            var buildId = BuildId;
+            BuildEngine4.RegisterTaskObject(key, new EngineCleanupGuard(ResolveEndpoint(), (engine, token) => Engine.DataVolume.RemoveAsync(engine, buildId, token)),
+                RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+        }
+    }
+
+
+    private string FreshBaseKey => $"MakinaStates.Image.Sdk.FreshBase/{BuildId}";
+
+    /// <summary>A fresh base whose tarball is still being written: Stage3 finishes it, else MSBuild at the build's end.</summary>
+    protected void HoldFreshBase(Engine.BaseTarballInProgress fresh) =>
+        BuildEngine4.RegisterTaskObject(FreshBaseKey, fresh, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
+    /// <summary>
+    /// Waits for the fresh base's tarball (compressed while the stages ran) and tags its import for the next builds.
+    /// The image does not depend on it: a failure is a warning, and the next build makes the base again.
+    /// </summary>
+    protected async System.Threading.Tasks.Task FinishFreshBaseAsync(Engine.DockerEngine engine, string stage, CancellationToken cancellationToken)
+    {
+        if (BuildEngine4.UnregisterTaskObject(FreshBaseKey, RegisteredTaskObjectLifetime.Build) is not Engine.BaseTarballInProgress fresh)
+        {
+            return;
+        }
+        using (fresh)
+        {
+            try
+            {
+                await fresh.FinishAsync(engine, message => Log.LogMessage(MessageImportance.High, "{0}: {1}", stage, message), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogCodedWarning(MsiCodes.BaseTarballNotWritten, MsiMessages.Format("BaseTarballNotWritten", fresh.TarballPath, e.Message.TrimEnd('.')), fresh.TarballPath);
+            }
+        }
+    }
+
+    /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>
+    protected static CancellationToken CleanupToken() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;
+}
