@@ -208,8 +208,17 @@ public sealed class Stage1BaseImage : ImageBuildTask
 
         Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh in the stage0 builder {1}.", BaseImagePath, Stage0Tag);
         var dockerfile = string.IsNullOrWhiteSpace(DockerfileStage0) ? Path.Combine(BootstrapScriptsDirectory, "Dockerfile.stage0") : DockerfileStage0;
-        var builder = await Stage0Builder.EnsureImageAsync(engine, dockerfile, Stage0Tag, !string.IsNullOrWhiteSpace(SkipStage0Build),
-            message => Log.LogMessage(MessageImportance.Normal, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
+        string builder;
+        try
+        {
+            builder = await Stage0Builder.EnsureImageAsync(engine, dockerfile, Stage0Tag, !string.IsNullOrWhiteSpace(SkipStage0Build),
+                message => Log.LogMessage(MessageImportance.Normal, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
+        }
+        catch (ImageBuildException e) when (!canRunOnHost && e.Code is MsiCodes.Stage0BuilderFailed or MsiCodes.Stage0BuilderMissing)
+        {
+            // Not root (a rootless engine's user) and no builder either: say what would do instead.
+            throw new ImageBuildException(MsiCodes.BaseCannotBeCreated, MsiMessages.Format("BaseNeedsTarballOrBuilder", BaseImagePath, Stage0Tag, e.Message), BaseImagePath, e);
+        }
         // In the builder the data dir is container-local: the tarball is copied out through the archive API.
         const string output = "/docker/stage0-output";
         const string rawInBuilder = output + "/.stage0.raw.tar";

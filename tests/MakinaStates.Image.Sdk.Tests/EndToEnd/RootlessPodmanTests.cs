@@ -149,4 +149,20 @@ public sealed class RootlessPodmanTests
         Assert.AreEqual(0, (await client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).Count);
         Assert.AreEqual(0, (await client.Images.ListImagesAsync(new ImagesListParameters())).Count, "the base was imported anyway");
     }
+
+    [TestMethod]
+    public async Task Without_a_base_tarball_or_a_builder_image_it_is_MSI1005_naming_both()
+    {
+        // No root for debootstrap, no registry for the builder's FROM: the build says which of the two to provide.
+        using var project = new ImageProject($"makinastates/test-rootless-nobase-{Guid.NewGuid():N}"[..44],
+            "<PropertyGroup><MsBaseImage>missing-baseimage.tar.xz</MsBaseImage><MsOsMirror>http://127.0.0.1:9/debian</MsOsMirror></PropertyGroup>");
+        s_podman!.Own(project.Directory);
+        var build = await DotnetBuild.RunAsync(project.ProjectFile, [NoNetwork], launcher: s_podman.AsUser, timeout: TimeSpan.FromMinutes(5));
+        Assert.IsFalse(build.Succeeded, build.Output);
+        StringAssert.Contains(build.Output, "error MSI1005");
+        StringAssert.Contains(build.Output, "missing-baseimage.tar.xz");
+        StringAssert.Contains(build.Output, "MsSkipStage0Build=true");
+        var left = await TestDocker.ContainersWithLabelAsync(s_client!, $"io.makinastates.image={project.Image}");
+        Assert.AreEqual(0, left.Count);
+    }
 }
