@@ -78,21 +78,7 @@ public sealed class CgroupV2DockerEngine : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_daemon.HasExited)
-        {
-            Mono.Unix.Native.Syscall.kill(_daemon.Id, Mono.Unix.Native.Signum.SIGTERM);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await _daemon.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _daemon.Kill(entireProcessTree: true);
-                await _daemon.WaitForExitAsync();
-            }
-        }
-        _daemon.Dispose();
+        await HostProcess.StopDaemonAsync(_daemon);
         // Its mounts lived in its own namespace, gone with it: the folder can go.
         HostProcess.RunIgnoringFailure("rm", "-rf", Directory);
     }

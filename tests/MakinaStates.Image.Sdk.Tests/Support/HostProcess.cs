@@ -26,6 +26,26 @@ public static class HostProcess
         return Process.Start(start)!;
     }
 
+    /// <summary>Stops a daemon started by <see cref="StartDaemon"/>: SIGTERM, 30 s to exit, then a kill.</summary>
+    public static async Task StopDaemonAsync(Process daemon)
+    {
+        if (!daemon.HasExited)
+        {
+            Mono.Unix.Native.Syscall.kill(daemon.Id, Mono.Unix.Native.Signum.SIGTERM);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await daemon.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                daemon.Kill(entireProcessTree: true);
+                await daemon.WaitForExitAsync();
+            }
+        }
+        daemon.Dispose();
+    }
+
     private static ProcessStartInfo StartInfo(string program, string[] arguments)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };

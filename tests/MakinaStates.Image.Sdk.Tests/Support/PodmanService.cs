@@ -80,21 +80,7 @@ public sealed class PodmanService : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_service.HasExited)
-        {
-            Mono.Unix.Native.Syscall.kill(_service.Id, Mono.Unix.Native.Signum.SIGTERM);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await _service.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _service.Kill(entireProcessTree: true);
-                await _service.WaitForExitAsync();
-            }
-        }
-        _service.Dispose();
+        await HostProcess.StopDaemonAsync(_service);
         HostProcess.RunIgnoringFailure("rm", "-rf", Directory);
     }
 }

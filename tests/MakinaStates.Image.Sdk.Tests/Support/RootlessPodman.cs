@@ -109,21 +109,7 @@ public sealed class RootlessPodman : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_service.HasExited)
-        {
-            Mono.Unix.Native.Syscall.kill(_service.Id, Mono.Unix.Native.Signum.SIGTERM);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await _service.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _service.Kill(entireProcessTree: true);
-                await _service.WaitForExitAsync();
-            }
-        }
-        _service.Dispose();
+        await HostProcess.StopDaemonAsync(_service);
         // Whatever the user's processes left (conmon, a container's systemd) goes with the user.
         HostProcess.RunIgnoringFailure("pkill", "-KILL", "-u", User);
         await Task.Delay(500);

@@ -126,21 +126,7 @@ public sealed class TlsDockerEngine : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_daemon.HasExited)
-        {
-            Mono.Unix.Native.Syscall.kill(_daemon.Id, Mono.Unix.Native.Signum.SIGTERM);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await _daemon.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _daemon.Kill(entireProcessTree: true);
-                await _daemon.WaitForExitAsync();
-            }
-        }
-        _daemon.Dispose();
+        await HostProcess.StopDaemonAsync(_daemon);
         HostProcess.RunIgnoringFailure("ip", "link", "del", _bridge);
         // Mounts the daemon may leave (the default network namespace) would keep the folder from being removed.
         foreach (var mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1]).Where(m => m.StartsWith(Directory + "/", StringComparison.Ordinal)).Reverse())
