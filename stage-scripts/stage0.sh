@@ -23,7 +23,9 @@ trap cleanup EXIT
 
 packages="systemd,systemd-sysv,dbus,acl,attr,rsync,ca-certificates"
 echo "stage0: debootstrap ${MS_OS} ${MS_OS_RELEASE} from ${MS_OS_MIRROR} (${packages})"
+started=$SECONDS
 debootstrap --variant=minbase --include="${packages}" "${MS_OS_RELEASE}" "$work/rootfs" "${MS_OS_MIRROR}"
+echo "stage0: debootstrap took $((SECONDS - started)) s"
 
 # The image's own apt sources point at the same mirror the base was made from.
 echo "deb ${MS_OS_MIRROR} ${MS_OS_RELEASE} main" > "$work/rootfs/etc/apt/sources.list"
@@ -34,6 +36,7 @@ if [ -n "$raw" ]; then
   echo "stage0: writing the uncompressed ${raw} (the SDK imports it and writes ${target} from it)"
   tar -C "$work/rootfs" --numeric-owner --xattrs --acls -cf "$raw.partial.$$" .
   mv -f "$raw.partial.$$" "$raw"
+  echo "stage0: wrote ${raw} ($(du -h "$raw" | cut -f1)) $((SECONDS - started)) s after debootstrap began"
   # Removing the rootfs takes seconds: in the background, so the import starts now.
   trap - EXIT
   (rm -rf "$work" </dev/null >/dev/null 2>&1 &)

@@ -49,10 +49,19 @@ try
     // (d) first, while nothing is cached: a cold build in its own data dir, then its reference measured piece by piece.
     if (cold)
     {
+        // A debootstrap first, not counted: a mirror (or a proxy before it) that caches then serves both alike.
+        var packages = Regex.Match(File.ReadAllText(Path.Combine(root, "stage-scripts", "stage0.sh")), @"packages=""(?<p>[^""]+)""").Groups["p"].Value;
+        var rootfs = Path.Combine(work, "debootstrap-alone");
+        string[] Debootstrap(Match stage0) =>
+            ["--variant=minbase", $"--include={stage0.Groups["packages"].Value}", stage0.Groups["release"].Value, rootfs, stage0.Groups["mirror"].Value];
+        var warmUp = Require(Run("dotnet", ["build", project, "-nr:false", "-tl:off", "-v:n", "-nologo", "-t:MsStage0", $"-p:MsImage={ColdImage}", $"-p:MsDataDir={data}"]), "settings of the cold build");
+        var settings = Regex.Match(warmUp.Output, @"MS_OS_RELEASE\s+(?<release>\S+)[\s\S]*MS_OS_MIRROR\s+(?<mirror>\S+)");
+        Require(Run("debootstrap", ["--variant=minbase", $"--include={packages}", settings.Groups["release"].Value, rootfs, settings.Groups["mirror"].Value]), "debootstrap warm-up");
+        Directory.Delete(rootfs, recursive: true);
+
         var coldRun = Require(Run("dotnet", Build(ColdImage, "n")), "cold build");
         var stage0 = Regex.Match(coldRun.Output, @"stage0: debootstrap (?<os>\S+) (?<release>\S+) from (?<mirror>\S+) \((?<packages>[^)]*)\)");
-        var rootfs = Path.Combine(work, "debootstrap-alone");
-        var debootstrap = Require(Run("debootstrap", ["--variant=minbase", $"--include={stage0.Groups["packages"].Value}", stage0.Groups["release"].Value, rootfs, stage0.Groups["mirror"].Value]), "debootstrap alone");
+        var debootstrap = Require(Run("debootstrap", Debootstrap(stage0)), "debootstrap alone");
         var raw = Path.Combine(work, "raw.tar");
         Require(Run("tar", ["-C", rootfs, "--numeric-owner", "--xattrs", "--acls", "-cf", raw, "."]), "tar of the rootfs");
         Directory.Delete(rootfs, recursive: true);
@@ -69,6 +78,7 @@ try
         var reference = debootstrap.Seconds + import.Seconds + stage1AndWarm.Seconds - reimport;
         rows.Add(Row("d. cold build vs debootstrap + import of the raw tar + stage1 + warm build", coldRun.Seconds, reference, coldRun.Seconds / reference, "1.1", ""));
         notes.Add($"d. cold build {Seconds(coldRun.Seconds)}: {Summary(coldRun)}");
+        notes.Add($"   {Regex.Match(coldRun.Output, "stage0: debootstrap took .*").Value.Trim()}; {Regex.Match(coldRun.Output, @"stage0: wrote \S+ .*").Value.Trim()}");
         notes.Add($"   {StepsLine(coldRun, "Stage1")}; {StepsLine(coldRun, "Stage3")}");
         if (reimport > 0) notes.Add($"   (the stage1 and warm build re-imported the base, {Seconds(reimport)}, taken out of the reference)");
         notes.Add($"   reference: debootstrap alone {Seconds(debootstrap.Seconds)} + docker import of the raw tar {Seconds(import.Seconds)} + stage1 and warm build {Seconds(stage1AndWarm.Seconds)} ({Summary(stage1AndWarm)})");
