@@ -15,13 +15,9 @@ public static class ContainerFiles
             stat.Stream?.Dispose();
             return true;
         }
-        catch (DockerContainerNotFoundException)
+        catch (DockerApiException e) when (DockerEngine.IsGone(e))
         {
             // Docker.DotNet maps every 404 of this call to "container not found", a missing path included.
-            return false;
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
-        {
             return false;
         }
     }

@@ -153,17 +153,16 @@ public sealed class DockerEngine : IDisposable
         return await Client.Images.CommitContainerChangesAsync(commit, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>A 404: the image or container is not there (Docker.DotNet's NotFound exceptions are DockerApiExceptions too).</summary>
+    public static bool IsGone(DockerApiException e) => e.StatusCode == System.Net.HttpStatusCode.NotFound;
+
     public async Task<ImageInspectResponse?> TryInspectImageAsync(string reference, CancellationToken cancellationToken)
     {
         try
         {
             return await Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
         }
-        catch (DockerImageNotFoundException)
-        {
-            return null;
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        catch (DockerApiException e) when (IsGone(e))
         {
             return null;
         }
@@ -176,10 +175,7 @@ public sealed class DockerEngine : IDisposable
         {
             await Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { NoPrune = true }, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (DockerImageNotFoundException)
-        {
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        catch (DockerApiException e) when (IsGone(e))
         {
         }
     }
@@ -191,10 +187,7 @@ public sealed class DockerEngine : IDisposable
         {
             await Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken).ConfigureAwait(false);
         }
-        catch (DockerContainerNotFoundException)
-        {
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        catch (DockerApiException e) when (IsGone(e))
         {
         }
         catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict

@@ -22,10 +22,7 @@ public sealed class RemoveImageProjectImages : SettingsTask
                 await engine.Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.High, "Removed image {0}.", reference);
             }
-            catch (DockerImageNotFoundException)
-            {
-            }
-            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            catch (DockerApiException e) when (DockerEngine.IsGone(e))
             {
             }
         }
