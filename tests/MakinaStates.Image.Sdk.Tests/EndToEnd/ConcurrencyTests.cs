@@ -74,6 +74,7 @@ public sealed class ConcurrencyTests
             {
                 await TestDocker.RemoveProjectImagesAsync(docker, image);
             }
+            await TestDocker.RemoveBaseImportsOfAsync(docker, data);
         }
     }
 

@@ -83,6 +83,7 @@ public sealed class Stage0BuilderTests
         {
             await TestDocker.RemoveProjectImagesAsync(docker, image);
             await TestDocker.RemoveImageAsync(docker, builderTag);
+            await TestDocker.RemoveBaseImportsOfAsync(docker, data);
         }
     }
 

@@ -229,6 +229,18 @@ public static class TestDocker
         await RemoveImageAsync(client, $"{image}-stage1:latest");
     }
 
+    /// <summary>
+    /// Removes the base imports a test's own data dir made (recorded beside its tarballs): a build only replaces the
+    /// imports of its own data dir, so those of a deleted temporary one would stay.
+    /// </summary>
+    public static async Task RemoveBaseImportsOfAsync(DockerClient client, string dataDirectory)
+    {
+        foreach (var record in Directory.Exists(dataDirectory) ? Directory.GetFiles(dataDirectory, "*.imported") : [])
+        {
+            await RemoveImageAsync(client, File.ReadAllText(record).Trim());
+        }
+    }
+
     public static async Task RemoveImageAsync(DockerClient client, string reference)
     {
         try
