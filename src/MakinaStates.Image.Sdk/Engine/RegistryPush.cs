@@ -35,6 +35,11 @@ public static class RegistryPush
         };
     }
 
+    /// <summary>The digest in a push's final status line, "&lt;tag&gt;: digest: sha256:… size: N", if it is one.</summary>
+    internal static string? DigestInStatus(string? status, string tag) =>
+        status is not null && System.Text.RegularExpressions.Regex.Match(status, @"^(?<tag>\S+): digest: (?<digest>sha256:[0-9a-f]{64}) size: \d+$") is { Success: true } m
+            && m.Groups["tag"].Value == tag ? m.Groups["digest"].Value : null;
+
     /// <returns>The manifest digest the registry now serves for repository:tag.</returns>
     public static async Task<string> PushAsync(DockerEngine engine, string registry, string repository, string tag, AuthConfig auth, string pusher,
         Action<string> detail, CancellationToken cancellationToken)
@@ -50,6 +55,11 @@ public static class RegistryPush
             if (message.Aux?.ExtensionData is { } aux && aux.TryGetValue("Digest", out var value) && value?.ToString() is { Length: > 0 } reported)
             {
                 digest = reported;
+            }
+            if (digest is null && DigestInStatus(message.Status, tag) is { } stated)
+            {
+                // Podman reports it only this way: "<tag>: digest: sha256:… size: N" (Docker also in Aux).
+                digest = stated;
             }
             if (message.Progress is null && message.Status is { Length: > 0 } status)
             {

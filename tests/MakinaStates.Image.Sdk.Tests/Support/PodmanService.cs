@@ -26,7 +26,9 @@ public sealed class PodmanService : IAsyncDisposable
 
     public DockerClient Connect() => new DockerClientBuilder().WithEndpoint(new Uri(Host)).Build();
 
-    public static async Task<PodmanService> StartAsync()
+    /// <param name="insecureRegistry">host:port of a plain-http registry on this machine (the tests' own): the service
+    /// then runs in the host's network namespace to reach it, and registries.conf lets it push there.</param>
+    public static async Task<PodmanService> StartAsync(string? insecureRegistry = null)
     {
         foreach (var tool in new[] { "podman", "unshare", "ip" })
         {
@@ -49,9 +51,16 @@ public sealed class PodmanService : IAsyncDisposable
             cgroup_manager = "cgroupfs"
             events_logger = "file"
             """);
-        var inNamespaces = "mount --make-rprivate / && ip link set lo up && " +
+        var registries = "";
+        if (insecureRegistry is not null)
+        {
+            File.WriteAllText(Path.Combine(directory, "registries.conf"), $"[[registry]]\nlocation = \"{insecureRegistry}\"\ninsecure = true\n");
+            registries = $"CONTAINERS_REGISTRIES_CONF={directory}/registries.conf ";
+        }
+        var inNamespaces = "mount --make-rprivate / && " + (insecureRegistry is null ? "ip link set lo up && " : "") +
             $"exec podman --root {directory}/root --runroot {directory}/run --tmpdir {directory}/tmp system service --time=0 unix://{directory}/podman.sock";
-        var service = HostProcess.StartDaemon($"env CONTAINERS_CONF={directory}/containers.conf unshare -m -n sh -c '{inNamespaces}'", $"{directory}/podman.log");
+        var service = HostProcess.StartDaemon($"env CONTAINERS_CONF={directory}/containers.conf {registries}unshare -m {(insecureRegistry is null ? "-n " : "")}sh -c '{inNamespaces}'",
+            $"{directory}/podman.log");
         var podman = new PodmanService(directory, service);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
