@@ -118,6 +118,33 @@ public abstract class EngineKindChecks
         }
     }
 
+    [TestMethod]
+    public async Task The_container_of_a_killed_build_is_reaped_by_the_next_build()
+    {
+        var image = $"makinastates/test-engine-kill9-{Guid.NewGuid():N}"[..44];
+        using var project = new ImageProject(image);
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\necho 'this stage3 is sleeping'\nsleep 120\n", executable: true);
+        try
+        {
+            await using (var build = DotnetBuild.Running.Start(project.ProjectFile, [$"-p:MsDockerHost={Sample.Host}", .. BuildArguments]))
+            {
+                await build.WaitForOutputAsync("this stage3 is sleeping", TimeSpan.FromMinutes(5));
+                Assert.AreEqual(0, Syscall.kill(build.Process.Id, Signum.SIGKILL));
+                await build.Process.WaitForExitAsync();
+            }
+            Assert.AreEqual(1, (await ContainersOfAsync(Sample.Engine, image)).Count, "kill -9 leaves the container (nothing runs in a killed process)");
+            project.Write("image_rootfs/bootstrap_scripts/stage3.sh", "#!/bin/bash\ntrue\n", executable: true);
+            var next = await project.BuildAsync([$"-p:MsDockerHost={Sample.Host}", .. BuildArguments]);
+            Assert.IsTrue(next.Succeeded, next.Output);
+            StringAssert.Contains(next.Output, "left by a build whose process is gone");
+            await AssertNoContainerOfAsync(image);
+        }
+        finally
+        {
+            await TestDocker.RemoveProjectImagesAsync(Sample.Engine, image);
+        }
+    }
+
     /// <summary>By the image label, which every stage container carries whether or not a build id was printed.</summary>
     protected static Task<IList<Docker.DotNet.Models.ContainerListResponse>> ContainersOfAsync(DockerClient engine, string image) =>
         TestDocker.ContainersWithLabelAsync(engine, $"io.makinastates.image={image}");
