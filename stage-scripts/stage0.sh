@@ -22,9 +22,10 @@ cleanup() { rm -rf "$work"; rm -f "$tmp_tar" ${raw:+"$raw.partial.$$"}; }
 trap cleanup EXIT
 
 packages="systemd,systemd-sysv,dbus,acl,attr,rsync,ca-certificates"
-echo "stage0: debootstrap ${MS_OS} ${MS_OS_RELEASE} from ${MS_OS_MIRROR} (${packages})"
+echo "stage0: debootstrap ${MS_OS} ${MS_OS_RELEASE}${MS_OS_ARCH:+ ${MS_OS_ARCH}} from ${MS_OS_MIRROR} (${packages})"
 started=$SECONDS
-debootstrap --variant=minbase --include="${packages}" "${MS_OS_RELEASE}" "$work/rootfs" "${MS_OS_MIRROR}"
+# MS_OS_ARCH (Debian's name of MS_PLATFORM's architecture): another architecture runs under the host's qemu-user-static.
+debootstrap ${MS_OS_ARCH:+--arch="${MS_OS_ARCH}"} --variant=minbase --include="${packages}" "${MS_OS_RELEASE}" "$work/rootfs" "${MS_OS_MIRROR}"
 echo "stage0: debootstrap took $((SECONDS - started)) s"
 
 # The image's own apt sources point at the same mirror the base was made from.

@@ -28,6 +28,7 @@ public static class MsiCodes
     /// <summary>Raised by Sdk.targets (an Error task) on a .NET Framework MSBuild.</summary>
     public const string MSBuildRuntimeUnsupported = "MSI0018";
     public const string SettingChoiceInvalid = "MSI0019";
+    public const string PlatformsInvalid = "MSI0020";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";

@@ -1,5 +1,6 @@
 using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Settings;
 
 namespace MakinaStates.Image.Sdk.Engine;
 
@@ -14,16 +15,16 @@ public static class BaseImageImport
     /// <summary>An existing tarball: its import is reused, or made.</summary>
     /// <param name="knownHash">The hash Stage0 had for it (its inputs key has it too), or empty: tried first, without reading the tarball.</param>
     public static async Task<string> ImportTarballAsync(DockerEngine engine, string tarballPath, string knownHash, string os, string release,
-        Action<string> log, CancellationToken cancellationToken)
+        ImagePlatform platform, Action<string> log, CancellationToken cancellationToken)
     {
-        if (knownHash.Length > 0 && await TryReuseAsync(engine, $"{Repository(os, release)}:{knownHash}", log, cancellationToken).ConfigureAwait(false) is { } known)
+        if (knownHash.Length > 0 && await TryReuseAsync(engine, $"{Repository(os, release)}:{knownHash}", platform, log, cancellationToken).ConfigureAwait(false) is { } known)
         {
             return known;
         }
         // Not imported yet, or replaced since Stage0: the tarball as it is now.
         var hash = await BaseTarball.HashAsync(tarballPath, cancellationToken).ConfigureAwait(false);
         var reference = $"{Repository(os, release)}:{hash}";
-        if (await TryReuseAsync(engine, reference, log, cancellationToken).ConfigureAwait(false) is { } existing)
+        if (await TryReuseAsync(engine, reference, platform, log, cancellationToken).ConfigureAwait(false) is { } existing)
         {
             return existing;
         }
@@ -37,17 +38,23 @@ public static class BaseImageImport
                 ? new ImageBuildException(MsiCodes.BaseImportRefused, MsiMessages.Format("BaseImportRefused", tarballPath, engine.Endpoint.Display, error), tarballPath)
                 : new ImageBuildException(MsiCodes.BaseImportFailed, MsiMessages.Format("BaseImportFailed", tarballPath, error), tarballPath);
         }
+        await ImageArchitecture.EnsureAsync(engine, reference, platform, log, cancellationToken).ConfigureAwait(false);
         await ReplacePreviousImportAsync(engine, tarballPath, reference, cancellationToken).ConfigureAwait(false);
         return reference;
     }
 
-    private static async Task<string?> TryReuseAsync(DockerEngine engine, string reference, Action<string> log, CancellationToken cancellationToken)
+    private static async Task<string?> TryReuseAsync(DockerEngine engine, string reference, ImagePlatform platform, Action<string> log, CancellationToken cancellationToken)
     {
-        if (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is null)
+        if (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is not { } image)
         {
             return null;
         }
         log($"Base image {reference} already imported.");
+        if (!ImageArchitecture.Matches(image, platform))
+        {
+            // An import whose platform was never set (an interrupted build): set it now.
+            await ImageArchitecture.EnsureAsync(engine, reference, platform, log, cancellationToken).ConfigureAwait(false);
+        }
         return reference;
     }
 
@@ -56,7 +63,7 @@ public static class BaseImageImport
     /// tarball is still being written. Returns the image id; <see cref="TagAsync"/> gives it its real tag later.
     /// </summary>
     public static async Task<string> ImportRawAsync(DockerEngine engine, string rawPath, string os, string release, string temporaryTag,
-        Action<string> log, CancellationToken cancellationToken)
+        ImagePlatform platform, Action<string> log, CancellationToken cancellationToken)
     {
         log($"Importing the fresh base {rawPath} (its tarball is written meanwhile).");
         var error = await UploadAsync(engine, rawPath, Repository(os, release), temporaryTag, log, cancellationToken).ConfigureAwait(false);
@@ -66,7 +73,7 @@ public static class BaseImageImport
             throw new ImageBuildException(MsiCodes.BaseImportRefused,
                 MsiMessages.Format("BaseImportRefused", rawPath, engine.Endpoint.Display, error ?? "no image was created"), rawPath);
         }
-        return imported.ID;
+        return await ImageArchitecture.EnsureAsync(engine, $"{Repository(os, release)}:{temporaryTag}", platform, log, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The tarball is written: the import gets the tag later builds look for, and the build-private tag goes.</summary>

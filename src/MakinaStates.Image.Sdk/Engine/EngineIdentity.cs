@@ -6,7 +6,8 @@ namespace MakinaStates.Image.Sdk.Engine;
 /// What answers on the engine socket, from its own version and info: Docker or Podman (which serves the same API and
 /// names itself in the version's components), its version, its host's cgroup version, and whether it runs rootless.
 /// </summary>
-public sealed record EngineIdentity(string Product, string Version, string ApiVersion, string CgroupVersion, bool Rootless, EngineProcess? Process = null)
+public sealed record EngineIdentity(string Product, string Version, string ApiVersion, string CgroupVersion, bool Rootless, EngineProcess? Process = null,
+    Settings.ImagePlatform? Platform = null)
 {
     public bool IsPodman => Product == "Podman";
 
@@ -15,7 +16,7 @@ public sealed record EngineIdentity(string Product, string Version, string ApiVe
     /// <summary>For the Stage0 engine line: "Docker 20.10.24, API 1.41", "Podman 4.3.1 (Docker API 1.41), rootless".</summary>
     public string Describe() =>
         (IsPodman ? $"Podman {Version} (Docker API {ApiVersion})" : $"Docker {Version}, API {ApiVersion}")
-        + $", cgroup v{(CgroupVersion is { Length: > 0 } v ? v : "?")}" + (Rootless ? ", rootless" : "");
+        + $", cgroup v{(CgroupVersion is { Length: > 0 } v ? v : "?")}" + (Rootless ? ", rootless" : "") + (Platform is { } p ? $", {p}" : "");
 
     /// <summary>
     /// systemd in a rootless engine's containers needs cgroup v2 and a cgroup delegated to the engine's user. Throws
@@ -48,6 +49,6 @@ public sealed record EngineIdentity(string Product, string Version, string ApiVe
         // socket tells who serves it.
         var rootless = info.SecurityOptions?.Any(o => o.Contains("name=rootless", StringComparison.Ordinal)) == true || process?.Rootless == true;
         return new EngineIdentity(podman is null ? "Docker" : "Podman", podman?.Version ?? version.Version ?? "?", version.APIVersion ?? "?",
-            info.CgroupVersion ?? "", rootless, process);
+            info.CgroupVersion ?? "", rootless, process, Settings.ImagePlatform.FromEngine(info.OSType, info.Architecture));
     }
 }

@@ -49,6 +49,12 @@ public sealed class BuildDescription
     public string MsDockerCertPath { get; set; } = "";
     public string MsDockerTlsVerify { get; set; } = "";
     public string MsDockerRemote { get; set; } = "";
+    /// <summary>One platform (linux/arm64); empty is the engine's own. A multi-platform build runs one build per platform.</summary>
+    public string MsPlatform { get; set; } = "";
+    /// <summary>Several platforms (linux/amd64;linux/arm64): one build each, then one image index when pushed.</summary>
+    public string MsPlatforms { get; set; } = "";
+    /// <summary>true in each per-platform build of an MsPlatforms build: a platform not the engine's own gets :candidate-&lt;arch&gt;.</summary>
+    public string MsPlatformOfMany { get; set; } = "";
 
     // Items, with their metadata.
     public List<Item> InjectedVolumes { get; set; } = [];
@@ -68,6 +74,29 @@ public sealed class BuildDescription
     public string BootstrapScriptsDirectory { get; set; } = "";
     public string CorpusCommit { get; set; } = "";
     public string InputsKey { get; set; } = "";
+    /// <summary>The platform built (MsPlatform, or the engine's own), and whether the engine runs it under emulation.</summary>
+    public string Platform { get; set; } = "";
+    public bool PlatformEmulated { get; set; }
+
+    /// <summary>The platforms asked for: MsPlatforms' entries, else MsPlatform; none is the engine's own.</summary>
+    public IReadOnlyList<ImagePlatform> RequestedPlatforms()
+    {
+        var listed = MsPlatforms.Split([';', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return listed.Length > 0 ? [.. listed.Select(p => ImagePlatform.Parse(p, "MsPlatforms"))]
+            : string.IsNullOrWhiteSpace(MsPlatform) ? [] : [ImagePlatform.Parse(MsPlatform, "MsPlatform")];
+    }
+
+    /// <summary>The base tarball's default name (Sdk.targets' default): the OS and release, then the platform when it is not the engine's own.</summary>
+    public string DefaultBaseImageName(string? platformSuffix = null) =>
+        $"baseimage-{MsOs}-{MsOsRelease}{(platformSuffix is null ? "" : "-" + platformSuffix)}.tar.xz";
+
+    /// <summary>MsBaseImage was left to its default (then each platform has its own tarball).</summary>
+    [JsonIgnore]
+    public bool HasDefaultBaseImage => MsBaseImage == DefaultBaseImageName();
+
+    /// <summary>The platform this build makes; Stage0 resolved it.</summary>
+    [JsonIgnore]
+    public ImagePlatform ResolvedPlatform => ImagePlatform.Parse(Platform, "MsPlatform");
 
     /// <summary>An MSBuild item as data: its spec and metadata.</summary>
     public sealed record Item(string Spec, Dictionary<string, string> Metadata)
@@ -115,6 +144,7 @@ public sealed class BuildDescription
         ("MS_IMAGE", MsImage), ("MS_BASE", MsBase), ("MS_IMAGE_DIR", MsImageDir), ("MS_DATA_DIR", MsDataDir), ("MS_COMMAND", MsCommand),
         ("MS_INIT", MsInit), ("MS_MAKINASTATES", MsMakinaStates), ("MS_MAKINASTATES_BUILD_FORCE", MsMakinaStatesBuildForce),
         ("MS_EXISTING_FOLDER_METADATA", MsExistingFolderMetadata), ("MS_OS", MsOs), ("MS_OS_RELEASE", MsOsRelease), ("MS_OS_MIRROR", MsOsMirror),
+        ("MS_PLATFORM", Platform), ("MS_OS_ARCH", Platform.Length > 0 ? ResolvedPlatform.DebianArchitecture : ""),
         ("MS_BASEIMAGE", MsBaseImage), ("MS_GIT_URL", MsGitUrl), ("MS_GIT_BRANCH", MsGitBranch), ("MS_DO_SNAPSHOT", MsDoSnapshot),
         ("MS_STAGE1_NAME", Stage1Name), ("MS_STAGE2_NAME", Stage2Name), ("MS_IMAGE_CANDIDATE", ImageCandidate), ("MS_STAGE0_TAG", MsStage0Tag),
         ("MS_DOCKER_ARGS", MsDockerArgs), ("MS_SKIP_STAGE0_BUILD", MsSkipStage0Build), ("MS_STAGE_PATH", MsStagePath),

@@ -65,14 +65,17 @@ public sealed partial class PushToRegistry : ImageBuildTask
             throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushRegistryInvalid", MsRegistry));
         }
         // Every tag is checked before anything is pushed: a bad one never leaves a half-promoted set behind.
-        var tags = new List<string> { ImageReference.SplitTag(ImageCandidate).Tag };
+        // One platform of several goes under its own tag (candidate-arm64); the multi-platform index then takes
+        // :candidate and the MsImageTags (PushImageIndex).
+        var platformOfMany = Build.IsTrue(Build.MsPlatformOfMany);
+        var tags = new List<string> { platformOfMany ? $"candidate-{Build.ResolvedPlatform.Suffix}" : ImageReference.SplitTag(ImageCandidate).Tag };
         foreach (var tag in Tags.Select(t => t.ItemSpec.Trim()).Where(t => t.Length > 0))
         {
             if (!TagGrammar().IsMatch(tag))
             {
                 throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushTagInvalid", tag));
             }
-            if (!tags.Contains(tag, StringComparer.Ordinal))
+            if (!platformOfMany && !tags.Contains(tag, StringComparer.Ordinal))
             {
                 tags.Add(tag);
             }
@@ -112,6 +115,7 @@ public sealed partial class PushToRegistry : ImageBuildTask
                 item.SetMetadata("Repository", repository);
                 item.SetMetadata("Tag", tag);
                 item.SetMetadata("ImageId", candidate.ID);
+                item.SetMetadata("Platform", Build.Platform);
                 pushed.Add(item);
                 Log.LogMessage(MessageImportance.High, "Pushed {0}@{1}", reference, digest);
             }

@@ -15,7 +15,16 @@ public sealed class RemoveImageProjectImages : SettingsTask
     {
         var image = ImageReference.Parse(Build.MsImage, "MsImage");
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var reference in new[] { image.WithTag("candidate"), image.Stage1 })
+        // Every platform's: candidate and candidate-<arch>, the stage1 images (latest, and <arch> for emulated platforms).
+        var stage1Repository = ImageReference.SplitTag(image.Stage1).Repository;
+        var images = await engine.Client.Images.ListImagesAsync(new ImagesListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{BuildLabels.Image}={Build.MsImage}"] = true } },
+        }, cancellationToken).ConfigureAwait(false);
+        var references = images.SelectMany(i => i.RepoTags ?? []).Where(reference => ImageReference.SplitTag(reference) is var (repository, tag)
+            && ((repository == image.Repository && (tag == "candidate" || tag.StartsWith("candidate-", StringComparison.Ordinal))) || repository == stage1Repository))
+            .Union([image.WithTag("candidate"), image.Stage1]).Distinct(StringComparer.Ordinal);
+        foreach (var reference in references)
         {
             try
             {

@@ -99,22 +99,24 @@ public sealed class Stage0PrepareBuild : SettingsTask
         ImageConfiguration.ExposedPorts(Ports);
         ImageConfiguration.Volumes(Volumes);
 
-        ImageCandidate = image.WithTag("candidate");
+        // One platform per build: a multi-platform build runs one build per platform (MsPlatform set, MsPlatforms empty).
+        var requestedPlatform = Build.RequestedPlatforms() switch
+        {
+            [] => null,
+            [var one] => one,
+            _ => throw new ImageBuildException(MsiCodes.PlatformsInvalid, MsiMessages.Format("PlatformsNotExpanded", Build.MsPlatforms)),
+        };
         ResolvedStage0Tag = string.IsNullOrWhiteSpace(MsStage0Tag) ? $"{image.Repository}-stage0:latest" : MsStage0Tag.Trim();
-        Stage1Image = image.Stage1;
         NewBuildId = Guid.NewGuid().ToString("N");
         var stem = image.Repository.Replace('/', '-').Replace(':', '-');
         Stage1Name = $"{stem}-stage1-{NewBuildId[..12]}";
         Stage2Name = $"{stem}-stage2-{NewBuildId[..12]}";
-
-        var baseImagePath = Path.IsPathRooted(MsBaseImage) ? MsBaseImage : Path.Combine(MsDataDir, MsBaseImage);
-        ResolvedBaseImagePath = baseImagePath;
         var isScratch = string.Equals(MsBase, "scratch", StringComparison.Ordinal);
         ResolvedOsMirror = !string.IsNullOrWhiteSpace(MsOsMirror) ? MsOsMirror.Trim() : AptMirrorDiscovery.FindMirror(MsOsRelease, AptConfigurationDirectory, MsOs) ?? "";
-        if (isScratch && !File.Exists(baseImagePath) && ResolvedOsMirror.Length == 0)
+        if (requestedPlatform is null)
         {
-            throw new ImageBuildException(MsiCodes.MirrorNotFound,
-                MsiMessages.Format("MirrorNotFound", MsOsRelease, AptConfigurationDirectory, MsOs));
+            // The engine's own platform: its tarball is known now, before anything is locked (else checked once the engine answers).
+            ThrowIfMirrorMissing(isScratch, BaseImagePath(null));
         }
 
         // The injected tree is checked before anything is created: missing paths, bad TargetPaths, unreadable files.
@@ -134,7 +136,7 @@ public sealed class Stage0PrepareBuild : SettingsTask
             message => Log.LogMessage(MessageImportance.High, "Stage0: {0}", message), cancellationToken).ConfigureAwait(false));
         try
         {
-            await PrepareWithImageLockAsync(image, tree, baseImagePath, isScratch, makinaStates, cancellationToken).ConfigureAwait(false);
+            await PrepareWithImageLockAsync(image, tree, requestedPlatform, isScratch, makinaStates, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -145,7 +147,7 @@ public sealed class Stage0PrepareBuild : SettingsTask
 
     /// <summary>After the image lock: a failure here must not keep it (another build of the image would wait for this
     /// whole build to end).</summary>
-    private async System.Threading.Tasks.Task PrepareWithImageLockAsync(ImageReference image, InjectedTree tree, string baseImagePath, bool isScratch,
+    private async System.Threading.Tasks.Task PrepareWithImageLockAsync(ImageReference image, InjectedTree tree, ImagePlatform? requestedPlatform, bool isScratch,
         MakinaStatesStep.Decision makinaStates, CancellationToken cancellationToken)
     {
         Log.LogMessage(MessageImportance.High, "makina-states step: {0} ({1}).", makinaStates.Runs ? "on" : "off", makinaStates.Reason);
@@ -196,6 +198,8 @@ public sealed class Stage0PrepareBuild : SettingsTask
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
         }
 
+        var baseImagePath = ResolvePlatform(image, identity, requestedPlatform, engine.SharesHostFileSystem);
+        ThrowIfMirrorMissing(isScratch, baseImagePath);
         _steps.Mark("engine");
         await CheckUpToDateAsync(engine, tree, baseImagePath, isScratch, cancellationToken).ConfigureAwait(false);
         _steps.Mark("inputs key");
@@ -217,6 +221,13 @@ public sealed class Stage0PrepareBuild : SettingsTask
         build.BootstrapScriptsDirectory = BootstrapScriptsDirectory;
         build.CorpusCommit = CorpusCommit;
         build.InputsKey = InputsKey;
+        build.Platform = _platform!.Name;
+        build.PlatformEmulated = _emulated;
+        if (Build.HasDefaultBaseImage)
+        {
+            // The scripts' MS_BASEIMAGE is the platform's tarball.
+            build.MsBaseImage = Path.GetFileName(baseImagePath);
+        }
         build.Save(BuildDescription);
         DescriptionFile = BuildDescription;
 
@@ -236,6 +247,54 @@ public sealed class Stage0PrepareBuild : SettingsTask
         Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", "DOCKER_HOST", engine.Endpoint.Display);
     }
 
+    private ImagePlatform? _platform;
+    private bool _emulated;
+
+    private string BaseImagePath(string? suffix)
+    {
+        // The default name (as Sdk.targets sets it) gets the platform; a name the user chose is used as it is.
+        var name = Build.HasDefaultBaseImage ? Build.DefaultBaseImageName(suffix) : MsBaseImage;
+        return Path.IsPathRooted(name) ? name : Path.Combine(MsDataDir, name);
+    }
+
+    private void ThrowIfMirrorMissing(bool isScratch, string baseImagePath)
+    {
+        if (isScratch && !File.Exists(baseImagePath) && ResolvedOsMirror.Length == 0)
+        {
+            throw new ImageBuildException(MsiCodes.MirrorNotFound,
+                MsiMessages.Format("MirrorNotFound", MsOsRelease, AptConfigurationDirectory, MsOs));
+        }
+    }
+
+    /// <summary>
+    /// The platform of this build (MsPlatform, or the engine's own) and the names that depend on it: a platform the engine
+    /// does not run natively has its own base tarball and stage1 image, and, in a multi-platform build, its own candidate
+    /// tag. Its emulation is checked here, before anything is made. Returns the base tarball's path.
+    /// </summary>
+    private string ResolvePlatform(ImageReference image, EngineIdentity identity, ImagePlatform? requested, bool localEngine)
+    {
+        var enginePlatform = identity.Platform;
+        _platform = requested ?? enginePlatform ?? throw new ImageBuildException(MsiCodes.PlatformsInvalid,
+            MsiMessages.Format("EnginePlatformUnknown", identity.Describe()));
+        _emulated = enginePlatform is not null && !_platform.RunsNativelyOn(enginePlatform);
+        var suffix = _emulated ? _platform.Suffix : null;
+        ImageCandidate = image.WithTag(_emulated && Build.IsTrue(Build.MsPlatformOfMany) ? $"candidate-{suffix}" : "candidate");
+        Stage1Image = suffix is null ? image.Stage1 : $"{ImageReference.SplitTag(image.Stage1).Repository}:{suffix}";
+        var baseImagePath = BaseImagePath(suffix);
+        ResolvedBaseImagePath = baseImagePath;
+        if (_emulated)
+        {
+            Log.LogMessage(MessageImportance.High, "Platform: {0} on a {1} engine, under emulation: candidate {2}, base {3}.",
+                _platform, enginePlatform, ImageCandidate, Path.GetFileName(baseImagePath));
+            if (localEngine)
+            {
+                // The engine shares this host's kernel: its binfmt_misc says at once whether the platform can run.
+                PlatformEmulation.ThrowUnlessHostEmulates(_platform);
+            }
+        }
+        return baseImagePath;
+    }
+
     /// <summary>
     /// The inputs key: base, SDK, effective scripts, the injected tree's content and the settings that shape the image.
     /// When the candidate carries the same key, nothing needs to run.
@@ -246,6 +305,7 @@ public sealed class Stage0PrepareBuild : SettingsTask
         var cache = ContentHashCache.Load(IntermediateDirectory.Length > 0 ? Path.Combine(IntermediateDirectory, "content-hashes.tsv") : null);
         var key = new StringBuilder();
         key.Append("sdk=").Append(typeof(Stage0PrepareBuild).Assembly.ManifestModule.ModuleVersionId).Append('\n');
+        key.Append("platform=").Append(_platform!.Name).Append('\n');
         if (isScratch)
         {
             var baseHash = Mono.Unix.Native.Syscall.lstat(baseImagePath, out var stat) == 0 ? cache.HashOf(baseImagePath, stat) : "missing";
@@ -288,6 +348,7 @@ public sealed class Stage0PrepareBuild : SettingsTask
             item.SetMetadata("ImageId", candidate.ID);
             item.SetMetadata("Size", candidate.Size.ToString(CultureInfo.InvariantCulture));
             item.SetMetadata("CommitId", CorpusCommit);
+            item.SetMetadata("Platform", _platform.Name);
             UpToDateCandidate = item;
             if (!KeepImageLock)
             {

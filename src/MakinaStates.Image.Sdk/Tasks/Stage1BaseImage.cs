@@ -51,6 +51,18 @@ public sealed class Stage1BaseImage : ImageBuildTask
             ?? await PullBaseAsync(engine, cancellationToken).ConfigureAwait(false);
 
         _steps.Mark("base");
+        if (!ImageArchitecture.Matches(baseImage, Build.ResolvedPlatform))
+        {
+            throw new ImageBuildException(MsiCodes.BaseImageMissing, MsiMessages.Format("BasePlatformMismatch", baseReference,
+                $"{baseImage.Os}/{baseImage.Architecture}{(baseImage.Variant is { Length: > 0 } v ? "/" + v : "")}", Build.ResolvedPlatform));
+        }
+        if (Build.PlatformEmulated && !engine.SharesHostFileSystem)
+        {
+            // A remote engine's host is not this one: a probe run of the base says whether it can run the platform.
+            await PlatformEmulation.ThrowUnlessEngineRunsAsync(engine, baseImage.ID, Build.ResolvedPlatform, StageContainerLabels("probe", MsImage),
+                cancellationToken).ConfigureAwait(false);
+            _steps.Mark("emulation probe");
+        }
         var key = Stage1Key(baseImage.ID);
         var existing = await engine.TryInspectImageAsync(Stage1Image, cancellationToken).ConfigureAwait(false);
         if (existing?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.Stage1Key, out var existingKey) && existingKey == key)
@@ -138,7 +150,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                     var fresh = BaseTarballInProgress.Start(raw!, BaseImagePath, MsOs, MsOsRelease, $"build-{BuildId}", baseLock, ConnectEngineAsync);
                     baseLock = null;
                     HoldFreshBase(fresh);
-                    fresh.ImageId = await BaseImageImport.ImportRawAsync(engine, raw!, MsOs, MsOsRelease, fresh.TemporaryTag,
+                    fresh.ImageId = await BaseImageImport.ImportRawAsync(engine, raw!, MsOs, MsOsRelease, fresh.TemporaryTag, Build.ResolvedPlatform,
                         message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
                     _steps.Mark("import raw");
                     return fresh.ImageId;
@@ -148,7 +160,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             {
                 Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", BaseImagePath);
             }
-            return await BaseImageImport.ImportTarballAsync(engine, BaseImagePath, RebuildBase ? "" : BaseTarballHash, MsOs, MsOsRelease,
+            return await BaseImageImport.ImportTarballAsync(engine, BaseImagePath, RebuildBase ? "" : BaseTarballHash, MsOs, MsOsRelease, Build.ResolvedPlatform,
                 message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -250,7 +262,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         timeout.CancelAfter(TimeSpan.FromMinutes(5));
         try
         {
-            await engine.Client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag }, null,
+            await engine.Client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag, Platform = Build.ResolvedPlatform.Name }, null,
                 new Progress<JSONMessage>(m => error ??= m.Error?.Message), timeout.Token).ConfigureAwait(false);
         }
         catch (Docker.DotNet.DockerApiException e)

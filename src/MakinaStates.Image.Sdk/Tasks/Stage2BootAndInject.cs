@@ -142,6 +142,12 @@ public sealed class Stage2BootAndInject : ImageBuildTask
                 message => Log.LogMessage(MessageImportance.High, "Stage2: {0}", message)).ConfigureAwait(false);
             Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
             steps.Mark("inject");
+            if (Build.PlatformEmulated && Init == InitSystem.Systemd)
+            {
+                var masked = await EmulatedPlatformUnits.MaskAsync(engine, created.ID, cancellationToken).ConfigureAwait(false);
+                Log.LogMessage(MessageImportance.High, "Stage2: {0} under emulation: {1} masked in the build container only (they fail under qemu user mode; the image keeps them).",
+                    Build.Platform, masked.Count > 0 ? string.Join(", ", masked.Select(Path.GetFileName)) : "no unit");
+            }
 
             await engine.Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
             steps.Mark("start");

@@ -66,7 +66,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             // Then, in the same exec: /docker held the build-time scripts, not image content. The secrets live in the /run
             // tmpfs (never committed); they are removed all the same before systemd stops.
             await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken,
-                then: $"rm -rf /docker {Settings.BuildSecrets.Directory}").ConfigureAwait(false);
+                then: $"{EmulatedPlatformUnits.RemoveCommand}; rm -rf /docker {Settings.BuildSecrets.Directory}").ConfigureAwait(false);
             steps.Mark("save-acls.sh and clean /docker");
             if (Init == InitSystem.None)
             {
@@ -118,6 +118,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             item.SetMetadata("CommitId", CorpusCommit);
             item.SetMetadata("Repository", image.Repository);
             item.SetMetadata("Tag", tag);
+            item.SetMetadata("Platform", Build.Platform);
             Candidate = item;
             steps.Mark("tag, remove container, prune");
             await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false);

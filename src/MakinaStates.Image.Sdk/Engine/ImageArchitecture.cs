@@ -1,0 +1,141 @@
+using System.Formats.Tar;
+using System.IO.Pipelines;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Settings;
+
+namespace MakinaStates.Image.Sdk.Engine;
+
+/// <summary>
+/// Gives an imported image the platform its files are for. Docker 20.10's import records the engine's own architecture
+/// whatever the platform asked (and `docker run --platform` then looks in a registry): the image is saved, its config
+/// rewritten, and loaded back under the same name. The layers are streamed through unchanged, so the engine keeps them;
+/// the commits made from it inherit the architecture.
+/// </summary>
+public static class ImageArchitecture
+{
+    public static bool Matches(ImageInspectResponse image, ImagePlatform platform) =>
+        image.Architecture == platform.Architecture && (string.IsNullOrEmpty(image.Os) ? "linux" : image.Os) == platform.Os
+        && (platform.Variant is null || image.Variant == platform.Variant);
+
+    /// <summary>The image's id after it says <paramref name="platform"/> (unchanged when it already does).</summary>
+    public static async Task<string> EnsureAsync(DockerEngine engine, string reference, ImagePlatform platform, Action<string> log,
+        CancellationToken cancellationToken)
+    {
+        var image = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
+        if (Matches(image, platform))
+        {
+            return image.ID;
+        }
+        log($"Giving {reference} the platform {platform} (the engine recorded {image.Os}/{image.Architecture}).");
+        var pipe = new Pipe();
+        string? error = null;
+        var load = engine.Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, pipe.Reader.AsStream(),
+            new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken);
+        var rewrite = RewriteAsync(engine, reference, platform, pipe.Writer, cancellationToken);
+        await Task.WhenAll(rewrite, load).ConfigureAwait(false);
+        var loaded = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
+        if (error is not null || !Matches(loaded, platform))
+        {
+            throw new ImageBuildException(MsiCodes.BaseImportRefused, MsiMessages.Format("PlatformNotSet", reference, platform,
+                engine.Endpoint.Display, error ?? $"it still says {loaded.Os}/{loaded.Architecture}"));
+        }
+        // The import as the engine made it is untagged now: it goes (its layers are the loaded image's).
+        try
+        {
+            await engine.Client.Images.DeleteImageAsync(image.ID, new ImageDeleteParameters(), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Docker.DotNet.DockerApiException)
+        {
+            // Still used (a container of an earlier build): it stays, unnamed, until that goes.
+        }
+        return loaded.ID;
+    }
+
+    private static async Task RewriteAsync(DockerEngine engine, string reference, ImagePlatform platform, PipeWriter output, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var saved = await engine.Client.Images.SaveImageAsync(reference, cancellationToken).ConfigureAwait(false);
+            await using var target = output.AsStream();
+            await RewriteArchiveAsync(saved, target, platform, cancellationToken).ConfigureAwait(false);
+            await output.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            await output.CompleteAsync(e).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A `docker save` archive with every image config saying <paramref name="platform"/>: configs are renamed by their
+    /// new digest and manifest.json follows; layers pass through as they are.
+    /// </summary>
+    public static async Task RewriteArchiveAsync(Stream archive, Stream output, ImagePlatform platform, CancellationToken cancellationToken)
+    {
+        var renamed = new Dictionary<string, string>(StringComparer.Ordinal);
+        var held = new List<(string Name, byte[] Data)>();
+        await using var reader = new TarReader(archive, leaveOpen: true);
+        await using var writer = new TarWriter(output, TarEntryFormat.Pax, leaveOpen: true);
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            var name = entry.Name;
+            var isConfig = entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile
+                && !name.Contains('/') && name.EndsWith(".json", StringComparison.Ordinal) && name != "manifest.json";
+            if (isConfig || name is "manifest.json" or "repositories")
+            {
+                using var buffer = new MemoryStream();
+                if (entry.DataStream is { } data)
+                {
+                    await data.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+                }
+                if (isConfig)
+                {
+                    var config = JsonNode.Parse(buffer.ToArray())!.AsObject();
+                    config["architecture"] = platform.Architecture;
+                    config["os"] = platform.Os;
+                    if (platform.Variant is null)
+                    {
+                        config.Remove("variant");
+                    }
+                    else
+                    {
+                        config["variant"] = platform.Variant;
+                    }
+                    var bytes = System.Text.Encoding.UTF8.GetBytes(config.ToJsonString());
+                    var newName = Convert.ToHexStringLower(SHA256.HashData(bytes)) + ".json";
+                    renamed[name] = newName;
+                    held.Add((newName, bytes));
+                }
+                else
+                {
+                    held.Add((name, buffer.ToArray()));
+                }
+                continue;
+            }
+            await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+        }
+        // Small files last, once every config's new name is known.
+        foreach (var (name, data) in held)
+        {
+            var bytes = data;
+            if (name == "manifest.json")
+            {
+                var manifest = JsonNode.Parse(data)!.AsArray();
+                foreach (var image in manifest.OfType<JsonObject>())
+                {
+                    if (image["Config"]?.GetValue<string>() is { } config && renamed.TryGetValue(config, out var newConfig))
+                    {
+                        image["Config"] = newConfig;
+                    }
+                }
+                bytes = System.Text.Encoding.UTF8.GetBytes(manifest.ToJsonString());
+            }
+            var file = new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes), Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead };
+            await writer.WriteEntryAsync(file, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
