@@ -39,6 +39,8 @@ public static class MsiCodes
     public const string DockerContextInvalid = "MSI0107";
     public const string EngineDoesNotShareFiles = "MSI0108";
     public const string EngineCannotRunSystemd = "MSI0109";
+    /// <summary>The image platform is not the engine's and nothing emulates it: no qemu binfmt_misc entry with the F flag.</summary>
+    public const string PlatformNotEmulated = "MSI0110";
 
     public const string BaseCreationFailed = "MSI1001";
     public const string BaseImportFailed = "MSI1002";

@@ -47,6 +47,12 @@ public sealed record ImagePlatform(string Os, string Architecture, string? Varia
     /// <summary>The binfmt_misc magic and mask (hex) of this architecture's ELF executables.</summary>
     public (string Magic, string Mask) Elf => (Entry.ElfMagic, Entry.ElfMask);
 
+    /// <summary>
+    /// qemu's name of the architecture: its emulator (qemu-aarch64), binfmt_misc entry and /usr/lib/binfmt.d file. The
+    /// kernel's name, except for 32-bit arm (armv7l), whose emulator qemu-arm runs every arm variant.
+    /// </summary>
+    public string QemuArchitecture => Architecture == "arm" ? "arm" : Entry.KernelNames[0];
+
     public override string ToString() => Name;
 
     public static IReadOnlyList<string> Supported => [.. Table.Select(k => k.Variant is null ? $"linux/{k.Architecture}" : $"linux/{k.Architecture}/{k.Variant}")];

@@ -1,0 +1,193 @@
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Settings;
+
+namespace MakinaStates.Image.Sdk.Engine;
+
+/// <summary>
+/// Whether an engine can run programs of a platform that is not its own, under qemu user-mode emulation: the kernel
+/// hands such an executable to the emulator its binfmt_misc entry names. Inside a container that works only with the
+/// entry's F flag (the emulator is opened when it is registered, not looked up in the container's root).
+/// </summary>
+public static class PlatformEmulation
+{
+    public const string BinfmtDirectory = "/proc/sys/fs/binfmt_misc";
+
+    /// <summary>uname -m under qemu takes well under a second; a minute covers a loaded host and a cold image.</summary>
+    public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// For an engine on this machine (same kernel): throws MSI0110, saying what to do, unless an enabled binfmt_misc
+    /// entry with the F flag handles the platform's executables. Reads a few small files only: it runs before anything
+    /// else of the build.
+    /// </summary>
+    public static void ThrowUnlessHostEmulates(ImagePlatform platform, string binfmtDirectory = BinfmtDirectory)
+    {
+        var status = ReadLines(Path.Combine(binfmtDirectory, "status"));
+        if (status is null)
+        {
+            throw Error("PlatformEmulationNotMounted", platform, binfmtDirectory, platform.QemuArchitecture);
+        }
+        if (status.FirstOrDefault()?.Trim() != "enabled")
+        {
+            throw Error("PlatformEmulationStatusDisabled", platform, binfmtDirectory);
+        }
+        var handlers = Directory.EnumerateFiles(binfmtDirectory)
+            .Where(path => Path.GetFileName(path) is not ("status" or "register"))
+            .Order(StringComparer.Ordinal)
+            .Select(BinfmtEntry.Read)
+            .Where(entry => entry?.Handles(platform) == true)
+            .Select(entry => entry!)
+            .ToList();
+        if (handlers.Count == 0)
+        {
+            throw Error("PlatformEmulationNotRegistered", platform, binfmtDirectory, platform.QemuArchitecture, platform.Architecture);
+        }
+        var enabled = handlers.Where(e => e.Enabled).ToList();
+        if (enabled.Count == 0)
+        {
+            throw Error("PlatformEmulationDisabled", platform, binfmtDirectory, handlers[0].Name);
+        }
+        // Which of several matching entries the kernel picks is not shown here: every enabled one must work.
+        if (enabled.FirstOrDefault(e => !e.Flags.Contains('F', StringComparison.Ordinal)) is { } withoutF)
+        {
+            throw Error("PlatformEmulationWithoutFixBinary", platform, binfmtDirectory, withoutF.Name,
+                withoutF.Flags.Length > 0 ? withoutF.Flags : "none", platform.QemuArchitecture, platform.Architecture);
+        }
+    }
+
+    /// <summary>
+    /// For an engine whose host this process cannot look at: runs uname -m in <paramref name="image"/> (an imported
+    /// base of the platform) and throws MSI0110 unless it runs. The probe container carries <paramref name="labels"/>
+    /// (the build's cleanup finds it) and is removed whatever happens.
+    /// </summary>
+    public static async Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
+        IDictionary<string, string> labels, CancellationToken cancellationToken)
+    {
+        var created = await engine.Client.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Image = image,
+            Entrypoint = ["uname"],
+            Cmd = ["-m"],
+            // An imported base has no environment of its own.
+            Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            Labels = labels,
+            NetworkDisabled = true,
+        }, cancellationToken).ConfigureAwait(false);
+        string? failure;
+        try
+        {
+            failure = await ProbeAsync(engine, created.ID, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await engine.RemoveContainerAsync(created.ID, CancellationToken.None).ConfigureAwait(false);
+        }
+        if (failure is not null)
+        {
+            throw Error("PlatformEngineCannotRun", platform, engine.Endpoint.Display, image, failure, platform.QemuArchitecture, platform.Architecture);
+        }
+    }
+
+    /// <summary>What went wrong, as the message goes on ("failed: …", "exited with code 1: …"), or null when it ran.</summary>
+    private static async Task<string?> ProbeAsync(DockerEngine engine, string containerId, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(ProbeTimeout);
+        var output = new List<string>();
+        try
+        {
+            var (exitCode, _) = await ContainerRun.RunToExitAsync(engine, containerId, output.Add, limit.Token)
+                .WaitAsync(ProbeTimeout, cancellationToken).ConfigureAwait(false);
+            var text = string.Join(" ", output.Select(l => l.Trim()).Where(l => l.Length > 0));
+            return exitCode == 0 && !IsExecFormatError(text) ? null
+                : $"exited with code {exitCode}{(text.Length > 0 ? ": " + text : "")}";
+        }
+        catch (DockerApiException e) when (IsExecFormatError(e.ResponseBody ?? e.Message))
+        {
+            // runc reports a failed exec of the container's first program as a start error.
+            return $"failed to start: {(e.ResponseBody ?? e.Message).Trim()}";
+        }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            return $"did not finish within {ProbeTimeout.TotalSeconds:0} s";
+        }
+    }
+
+    private static bool IsExecFormatError(string text) => text.Contains("exec format error", StringComparison.OrdinalIgnoreCase);
+
+    private static ImageBuildException Error(string name, ImagePlatform platform, params object[] more) =>
+        new(MsiCodes.PlatformNotEmulated, MsiMessages.Format(name, [platform.Name, .. more]));
+
+    private static string[]? ReadLines(string path)
+    {
+        try
+        {
+            return File.ReadAllLines(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>An entry as the kernel shows it: enabled, interpreter, flags, offset, magic, mask (the last two hex).</summary>
+    private sealed record BinfmtEntry(string Name, bool Enabled, string Flags, int Offset, byte[]? Magic, byte[]? Mask)
+    {
+        public static BinfmtEntry? Read(string path)
+        {
+            if (ReadLines(path) is not { Length: > 0 } lines)
+            {
+                return null;
+            }
+            string? Field(string key) =>
+                lines.FirstOrDefault(l => l.StartsWith(key + " ", StringComparison.Ordinal) || l.StartsWith(key + ":", StringComparison.Ordinal)) is { } line
+                    ? line[(key.Length + 1)..].Trim() : null;
+            try
+            {
+                return new BinfmtEntry(Path.GetFileName(path), lines[0].Trim() == "enabled", Field("flags") ?? "",
+                    int.TryParse(Field("offset"), out var offset) ? offset : 0,
+                    Field("magic") is { } magic ? Convert.FromHexString(magic) : null,
+                    Field("mask") is { } mask ? Convert.FromHexString(mask) : null);
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// Whether the kernel would give this entry the platform's executables, position-dependent (ET_EXEC) and PIE
+        /// (ET_DYN, what Debian builds) alike: each header under the entry's mask equals its magic.
+        /// </summary>
+        public bool Handles(ImagePlatform platform)
+        {
+            if (Magic is null || Offset != 0)
+            {
+                return false;
+            }
+            var executable = Convert.FromHexString(platform.Elf.Magic);
+            if (Magic.Length > executable.Length || (Mask is not null && Mask.Length != Magic.Length))
+            {
+                return false;
+            }
+            var pie = (byte[])executable.Clone();
+            // e_type (bytes 16-17) in the header's byte order (byte 5: 1 little-endian, 2 big-endian): 2 → 3.
+            pie[pie[5] == 1 ? 16 : 17] |= 1;
+            return Matches(executable) && Matches(pie);
+        }
+
+        private bool Matches(byte[] header)
+        {
+            for (var i = 0; i < Magic!.Length; i++)
+            {
+                if ((header[i] & (Mask?[i] ?? 0xff)) != Magic[i])
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+}
