@@ -12,7 +12,7 @@ public sealed class SettingsEvaluationTests
         "MS_IMAGE", "MS_BASE", "MS_IMAGE_DIR", "MS_DATA_DIR", "MS_COMMAND", "MS_OS", "MS_OS_RELEASE", "MS_OS_MIRROR",
         "MS_BASEIMAGE", "MS_GIT_URL", "MS_GIT_BRANCH", "MS_STAGE0_TAG", "MS_DOCKERFILE_STAGE0", "MS_DOCKER_ARGS",
         "MS_MAKINASTATES_BUILD_FORCE", "MS_DO_SNAPSHOT", "MS_SKIP_STAGE0_BUILD", "MS_STAGE_PATH", "XDG_CACHE_HOME",
-        "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA",
+        "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA", "MS_PLATFORM", "MS_PLATFORMS", "MS_APP_RUNTIME_IDENTIFIER",
     ];
 
     private readonly Dictionary<string, string?> _savedEnvironment = [];
@@ -138,6 +138,22 @@ public sealed class SettingsEvaluationTests
     }
 
     [TestMethod]
+    public void Platforms_default_to_the_engines_own_and_follow_their_environment_variables()
+    {
+        var project = Evaluate();
+        Assert.AreEqual("", project.GetPropertyValue("MsPlatform"), "empty: the engine's own platform, asked by Stage0");
+        Assert.AreEqual("", project.GetPropertyValue("MsPlatforms"));
+        Assert.AreEqual("", project.GetPropertyValue("MsAppRuntimeIdentifier"), "empty: the platform's runtime");
+        Assert.AreEqual(Path.Combine(_dir, "obj", "msimage") + "/", project.GetPropertyValue("MsIntermediateDir"));
+        Environment.SetEnvironmentVariable("MS_PLATFORM", "linux/arm64");
+        Environment.SetEnvironmentVariable("MS_PLATFORMS", "linux/amd64,linux/arm64");
+        project = Evaluate("", new Dictionary<string, string> { ["_MsPlatformSuffix"] = "arm64" });
+        Assert.AreEqual("linux/arm64", project.GetPropertyValue("MsPlatform"));
+        Assert.AreEqual("linux/amd64,linux/arm64", project.GetPropertyValue("MsPlatforms"));
+        Assert.AreEqual(Path.Combine(_dir, "obj", "msimage", "arm64") + "/", project.GetPropertyValue("MsIntermediateDir"), "each platform of several keeps its state apart");
+    }
+
+    [TestMethod]
     public void Xdg_cache_home_places_the_data_dir()
     {
         Environment.SetEnvironmentVariable("XDG_CACHE_HOME", "/tmp/xdg");
@@ -152,7 +168,9 @@ public sealed class SettingsEvaluationTests
         {
             Assert.IsTrue(project.Targets.ContainsKey(target), target);
         }
-        StringAssert.Contains(project.Targets["BuildImage"].DependsOnTargets, "MsStage0;MsStage1;MsStage2;MsStage3;");
+        StringAssert.Contains(project.Targets["_MsBuildOnePlatform"].DependsOnTargets, "MsStage0;MsStage1;MsStage2;MsStage3;");
+        StringAssert.Contains(project.Targets["BuildImage"].DependsOnTargets, "_MsResolvePlatforms;_MsBuildOnePlatform;_MsBuildEachPlatform");
+        Assert.AreEqual("'$(_MsSeveralPlatforms)' == 'true'", project.Targets["_MsBuildEachPlatform"].Condition.Trim(), "several platforms: one build each");
         foreach (var stage in new[] { "MsStage1", "MsStage2", "MsStage3" })
         {
             StringAssert.Contains(project.Targets[stage].Condition, "MsImageUpToDate", $"{stage} must not run when the candidate is up to date");
