@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using MakinaStates.Image.Sdk.Settings;
 
@@ -26,7 +27,8 @@ public static class ImageIndex
         var mediaType = entries.All(e => e.Manifest.MediaType == RegistryApi.DockerManifest) ? RegistryApi.DockerManifestList : RegistryApi.OciIndex;
 
         using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, NewLine = "\n" }))
+        // Relaxed: the "+" of the media types stays "+", as in what docker writes.
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, NewLine = "\n", Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             json.WriteStartObject();
             json.WriteNumber("schemaVersion", 2);
