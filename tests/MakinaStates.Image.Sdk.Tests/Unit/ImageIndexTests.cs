@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text;
 using MakinaStates.Image.Sdk.Registry;
 using MakinaStates.Image.Sdk.Settings;
@@ -119,6 +120,73 @@ public sealed class ImageIndexTests
         foreach (var registry in new[] { "registry.example.org", "10.0.0.1:5000", "128.0.0.1", "localhost.example.org:5000", "[::2]:5000" })
         {
             Assert.IsFalse(RegistryApi.IsLoopback(registry), registry);
+        }
+    }
+
+    [TestMethod]
+    public async Task A_bearer_registry_gets_a_token_from_its_realm_with_the_basic_credentials_and_the_push_scope()
+    {
+        var port = Support.TestDocker.FreeLoopbackPort();
+        using var listener = new HttpListener();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        var tokenQueries = new List<string>();
+        var basic = Convert.ToBase64String(Encoding.UTF8.GetBytes("pusher:pw"));
+        using var stop = new CancellationTokenSource();
+        // A registry that wants a token (distribution's token auth), and its token service on the same port.
+        var server = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var context = await listener.GetContextAsync().WaitAsync(stop.Token);
+                var (request, response) = (context.Request, context.Response);
+                var authorization = request.Headers["Authorization"] ?? "";
+                if (request.Url!.AbsolutePath == "/token")
+                {
+                    tokenQueries.Add(request.Url.Query);
+                    response.StatusCode = authorization == $"Basic {basic}" ? 200 : 401;
+                    await response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes(response.StatusCode == 200 ? """{"access_token":"tok-123"}""" : "{}"));
+                }
+                else if (authorization != "Bearer tok-123")
+                {
+                    response.StatusCode = 401;
+                    response.Headers["WWW-Authenticate"] = $"Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test registry\",scope=\"repository:team/app:pull\"";
+                    await response.OutputStream.WriteAsync("""{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"""u8.ToArray());
+                }
+                else if (request.HttpMethod == "PUT")
+                {
+                    using var body = new MemoryStream();
+                    await request.InputStream.CopyToAsync(body);
+                    response.StatusCode = request.ContentType == RegistryApi.DockerManifestList ? 201 : 400;
+                    response.Headers["Docker-Content-Digest"] = RegistryApi.DigestOf(body.ToArray());
+                }
+                else
+                {
+                    response.StatusCode = 404;
+                }
+                response.Close();
+            }
+        });
+
+        try
+        {
+            var index = """{"schemaVersion":2}"""u8.ToArray();
+            using (var api = new RegistryApi($"127.0.0.1:{port}", "team/app", new Settings.RegistryCredentials("pusher", "pw", "", "test")))
+            {
+                Assert.AreEqual(RegistryApi.DigestOf(index), await api.PutManifestAsync("1.0", index, RegistryApi.DockerManifestList, CancellationToken.None));
+                Assert.IsNull(await api.HeadManifestAsync("2.0", CancellationToken.None), "the token is kept for the next calls");
+            }
+            CollectionAssert.AreEqual(new[] { "?service=test%20registry&scope=repository%3Ateam%2Fapp%3Apull%2Cpush" }, tokenQueries.ToArray());
+
+            using var anonymous = new RegistryApi($"127.0.0.1:{port}", "team/app", null);
+            var refused = await Assert.ThrowsExactlyAsync<RegistryApiException>(() => anonymous.PutManifestAsync("1.0", index, RegistryApi.DockerManifestList, CancellationToken.None));
+            Assert.AreEqual(RegistryFailure.Unauthorized, refused.Failure, refused.Message);
+        }
+        finally
+        {
+            stop.Cancel();
+            listener.Stop();
+            await Task.WhenAny(server);
         }
     }
 }
