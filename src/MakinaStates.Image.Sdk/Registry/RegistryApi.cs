@@ -65,8 +65,6 @@ public sealed class RegistryApi : IDisposable
         _http = new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(2) };
     }
 
-    public string Repository => _repository;
-
     /// <summary>HEAD of a manifest by tag or digest; null when the registry has none by that reference.</summary>
     public async Task<ManifestDescriptor?> HeadManifestAsync(string reference, CancellationToken cancellationToken)
     {
@@ -197,7 +195,9 @@ public sealed class RegistryApi : IDisposable
             return response;
         }
         var challenge = ParseChallenge(response.Headers.WwwAuthenticate.FirstOrDefault()?.ToString());
-        var refused = await ErrorTextAsync(response, cancellationToken).ConfigureAwait(false);
+        // A HEAD's 401 has no body: the call and the challenge say what was refused.
+        var refused = $"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath}: 401 {await ErrorTextAsync(response, cancellationToken).ConfigureAwait(false)}"
+            + (challenge is { } asked ? $" (the registry asks for {asked.Scheme} authentication{(_credentials is null ? " and no credentials were given" : "")})" : "");
         response.Dispose();
         _authorization = challenge switch
         {

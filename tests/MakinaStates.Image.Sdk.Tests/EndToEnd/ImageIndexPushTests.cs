@@ -141,6 +141,7 @@ public sealed class ImageIndexPushTests
         Assert.IsFalse(refused.Succeeded, refused.Log);
         CollectionAssert.AreEqual(new[] { "MSI4003" }, refused.Errors.ToArray(), refused.Log);
         StringAssert.Contains(refused.Log, $"refused to let anonymous (no credentials for this registry) publish the image index {registry.Address}/{repository}:candidate");
+        StringAssert.Contains(refused.Log, "401 Unauthorized (the registry asks for Basic authentication and no credentials were given)");
         foreach (var tag in new[] { "candidate", "1.0" })
         {
             Assert.AreEqual(HttpStatusCode.NotFound, (await GetManifestAsync(registry, repository, tag)).Status, $"{tag} was put without credentials");
