@@ -73,7 +73,16 @@ public static class BaseImageImport
             throw new ImageBuildException(MsiCodes.BaseImportRefused,
                 MsiMessages.Format("BaseImportRefused", rawPath, engine.Endpoint.Display, error ?? "no image was created"), rawPath);
         }
-        return await ImageArchitecture.EnsureAsync(engine, $"{Repository(os, release)}:{temporaryTag}", platform, log, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await ImageArchitecture.EnsureAsync(engine, $"{Repository(os, release)}:{temporaryTag}", platform, log, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // The caller only knows an import it was given the id of: this one goes here.
+            await engine.UntagAsync($"{Repository(os, release)}:{temporaryTag}").ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>The tarball is written: the import gets the tag later builds look for, and the build-private tag goes.</summary>

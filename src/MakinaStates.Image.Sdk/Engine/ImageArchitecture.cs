@@ -59,8 +59,11 @@ public static class ImageArchitecture
         try
         {
             await using var saved = await engine.Client.Images.SaveImageAsync(reference, cancellationToken).ConfigureAwait(false);
+            // Read in large blocks: Docker.DotNet's chunked response stream fails (EndOfStreamException) on the tar reader's
+            // small reads across chunk boundaries.
+            await using var buffered = new BufferedStream(saved, 1 << 20);
             await using var target = output.AsStream();
-            await RewriteArchiveAsync(saved, target, platform, cancellationToken).ConfigureAwait(false);
+            await RewriteArchiveAsync(buffered, target, platform, cancellationToken).ConfigureAwait(false);
             await output.CompleteAsync().ConfigureAwait(false);
         }
         catch (Exception e)
@@ -79,7 +82,8 @@ public static class ImageArchitecture
         var renamed = new Dictionary<string, string>(StringComparer.Ordinal);
         var held = new List<(string Name, byte[] Data)>();
         await using var reader = new TarReader(archive, leaveOpen: true);
-        await using var writer = new TarWriter(output, TarEntryFormat.Pax, leaveOpen: true);
+        // Our writer, not TarWriter: TarWriter will not copy an entry of unknown-length source into a pipe.
+        var writer = new Injection.PaxTarWriter(output);
         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var name = entry.Name;
@@ -116,7 +120,19 @@ public static class ImageArchitecture
                 }
                 continue;
             }
-            await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+            var type = entry.EntryType switch
+            {
+                TarEntryType.Directory => Injection.PaxTarWriter.EntryType.Directory,
+                TarEntryType.SymbolicLink => Injection.PaxTarWriter.EntryType.Symlink,
+                TarEntryType.HardLink => Injection.PaxTarWriter.EntryType.HardLink,
+                TarEntryType.RegularFile or TarEntryType.V7RegularFile => Injection.PaxTarWriter.EntryType.File,
+                _ => throw new InvalidDataException($"The saved image holds a {entry.EntryType} entry ({name}), which a docker save archive does not."),
+            };
+            await writer.WriteEntryAsync(new Injection.PaxTarWriter.Entry(name, type, (int)entry.Mode, entry.Uid, entry.Gid, entry.ModificationTime)
+            {
+                Size = type == Injection.PaxTarWriter.EntryType.File ? entry.Length : 0,
+                LinkName = type is Injection.PaxTarWriter.EntryType.Symlink or Injection.PaxTarWriter.EntryType.HardLink ? entry.LinkName : null,
+            }, entry.DataStream, cancellationToken).ConfigureAwait(false);
         }
         // Small files last, once every config's new name is known.
         foreach (var (name, data) in held)
@@ -134,8 +150,11 @@ public static class ImageArchitecture
                 }
                 bytes = System.Text.Encoding.UTF8.GetBytes(manifest.ToJsonString());
             }
-            var file = new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes), Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead };
-            await writer.WriteEntryAsync(file, cancellationToken).ConfigureAwait(false);
+            await writer.WriteEntryAsync(new Injection.PaxTarWriter.Entry(name, Injection.PaxTarWriter.EntryType.File, 0x1A4, 0, 0, DateTimeOffset.UnixEpoch)
+            {
+                Size = bytes.Length,
+            }, new MemoryStream(bytes), cancellationToken).ConfigureAwait(false);
         }
+        await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
     }
 }

@@ -113,6 +113,7 @@ public sealed partial class PushToRegistry : ImageBuildTask
                 item.SetMetadata("Digest", digest);
                 item.SetMetadata("Registry", registry);
                 item.SetMetadata("Repository", repository);
+                item.SetMetadata("PathInRegistry", image.PathInRegistry);
                 item.SetMetadata("Tag", tag);
                 item.SetMetadata("ImageId", candidate.ID);
                 item.SetMetadata("Platform", Build.Platform);
