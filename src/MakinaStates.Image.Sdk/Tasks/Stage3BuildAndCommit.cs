@@ -73,6 +73,10 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 await WarnAboutAclsWithoutInitAsync(engine, cancellationToken).ConfigureAwait(false);
             }
 
+            if (Build.PlatformEmulated && Init == InitSystem.Systemd)
+            {
+                await StopEmulatedSystemdAsync(engine, cancellationToken).ConfigureAwait(false);
+            }
             // SIGRTMIN+3 (the container's stop signal) lets systemd shut down cleanly before the commit.
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
             steps.Mark("stop");
@@ -149,6 +153,33 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                     ReleaseImageLock();
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// qemu user mode renumbers real-time signals between the host and the guest: the engine's SIGRTMIN+3 reaches an
+    /// emulated systemd as another signal and the stop waits out its timeout. The guest signals its own PID 1 instead
+    /// (37 is SIGRTMIN+3 in every Linux guest ABI), and the container is given the stop timeout to exit.
+    /// </summary>
+    private async System.Threading.Tasks.Task StopEmulatedSystemdAsync(DockerEngine engine, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ContainerExec.RunAsync(engine.Client, ContainerId, ["/bin/sh", "-c", "kill -37 1"], null, _ => { }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Docker.DotNet.DockerApiException)
+        {
+            // Already stopping: the wait below covers it.
+        }
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        wait.CancelAfter(TimeSpan.FromSeconds(StopTimeoutSeconds));
+        try
+        {
+            await engine.Client.Containers.WaitContainerAsync(ContainerId, wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Not down in time: the engine's stop below ends it.
         }
     }
 
