@@ -65,24 +65,30 @@ public static class PlatformEmulation
     public static async Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
         IDictionary<string, string> labels, CancellationToken cancellationToken)
     {
-        var created = await engine.Client.Containers.CreateContainerAsync(new CreateContainerParameters
-        {
-            Image = image,
-            Entrypoint = ["uname"],
-            Cmd = ["-m"],
-            // An imported base has no environment of its own.
-            Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            Labels = labels,
-            NetworkDisabled = true,
-        }, cancellationToken).ConfigureAwait(false);
+        // Named before it exists, so that whatever happens it is known what to remove. The create itself is not
+        // cancelled: Docker goes on creating a container whose request was dropped (and lists it, by name too, before
+        // it can be removed), which would leave it behind; a create takes milliseconds, the client's timeout bounds it.
+        var name = $"msimage-probe-{Guid.NewGuid():N}";
         string? failure;
         try
         {
-            failure = await ProbeAsync(engine, created.ID, cancellationToken).ConfigureAwait(false);
+            await engine.Client.Containers.CreateContainerAsync(new CreateContainerParameters
+            {
+                Name = name,
+                Image = image,
+                Entrypoint = ["uname"],
+                Cmd = ["-m"],
+                // An imported base has no environment of its own.
+                Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                Labels = labels,
+                NetworkDisabled = true,
+            }, CancellationToken.None).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            failure = await ProbeAsync(engine, name, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            await engine.RemoveContainerAsync(created.ID, CancellationToken.None).ConfigureAwait(false);
+            await engine.RemoveContainerAsync(name, CancellationToken.None).ConfigureAwait(false);
         }
         if (failure is not null)
         {
