@@ -62,8 +62,13 @@ public static class PlatformEmulation
     /// base of the platform) and throws MSI0110 unless it runs. The probe container carries <paramref name="labels"/>
     /// (the build's cleanup finds it) and is removed whatever happens.
     /// </summary>
-    public static async Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
-        IDictionary<string, string> labels, CancellationToken cancellationToken)
+    public static Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
+        IDictionary<string, string> labels, CancellationToken cancellationToken) =>
+        ThrowUnlessEngineRunsAsync(engine, image, platform, labels, ProbeTimeout, cancellationToken);
+
+    /// <summary>The probe with another time limit (tests).</summary>
+    internal static async Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
+        IDictionary<string, string> labels, TimeSpan timeLimit, CancellationToken cancellationToken)
     {
         // Named before it exists, so that whatever happens it is known what to remove. The create itself is not
         // cancelled: Docker goes on creating a container whose request was dropped (and lists it, by name too, before
@@ -84,7 +89,7 @@ public static class PlatformEmulation
                 NetworkDisabled = true,
             }, CancellationToken.None).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
-            failure = await ProbeAsync(engine, name, cancellationToken).ConfigureAwait(false);
+            failure = await ProbeAsync(engine, name, timeLimit, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -97,15 +102,15 @@ public static class PlatformEmulation
     }
 
     /// <summary>What went wrong, as the message goes on ("failed: …", "exited with code 1: …"), or null when it ran.</summary>
-    private static async Task<string?> ProbeAsync(DockerEngine engine, string containerId, CancellationToken cancellationToken)
+    private static async Task<string?> ProbeAsync(DockerEngine engine, string containerId, TimeSpan timeLimit, CancellationToken cancellationToken)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(ProbeTimeout);
+        limit.CancelAfter(timeLimit);
         var output = new List<string>();
         try
         {
             var (exitCode, _) = await ContainerRun.RunToExitAsync(engine, containerId, output.Add, limit.Token)
-                .WaitAsync(ProbeTimeout, cancellationToken).ConfigureAwait(false);
+                .WaitAsync(timeLimit, cancellationToken).ConfigureAwait(false);
             var text = string.Join(" ", output.Select(l => l.Trim()).Where(l => l.Length > 0));
             return exitCode == 0 && !IsExecFormatError(text) ? null
                 : $"exited with code {exitCode}{(text.Length > 0 ? ": " + text : "")}";
@@ -117,7 +122,7 @@ public static class PlatformEmulation
         }
         catch (Exception e) when (e is OperationCanceledException or TimeoutException && !cancellationToken.IsCancellationRequested)
         {
-            return $"did not finish within {ProbeTimeout.TotalSeconds:0} s";
+            return $"did not finish within {timeLimit.TotalSeconds:0} s";
         }
     }
 
