@@ -70,14 +70,12 @@ public static class PlatformEmulation
     internal static async Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
         IDictionary<string, string> labels, TimeSpan timeLimit, CancellationToken cancellationToken)
     {
-        // Named before it exists, so that whatever happens it is known what to remove. The create itself is not
-        // cancelled: Docker goes on creating a container whose request was dropped (and lists it, by name too, before
-        // it can be removed), which would leave it behind; a create takes milliseconds, the client's timeout bounds it.
+        // Named before it exists, so that whatever happens it is known what to remove.
         var name = $"msimage-probe-{Guid.NewGuid():N}";
         string? failure;
         try
         {
-            await engine.Client.Containers.CreateContainerAsync(new CreateContainerParameters
+            failure = await ProbeAsync(engine, new CreateContainerParameters
             {
                 Name = name,
                 Image = image,
@@ -87,9 +85,7 @@ public static class PlatformEmulation
                 Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 Labels = labels,
                 NetworkDisabled = true,
-            }, CancellationToken.None).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            failure = await ProbeAsync(engine, name, timeLimit, cancellationToken).ConfigureAwait(false);
+            }, timeLimit, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -101,15 +97,21 @@ public static class PlatformEmulation
         }
     }
 
-    /// <summary>What went wrong, as the message goes on ("failed: …", "exited with code 1: …"), or null when it ran.</summary>
-    private static async Task<string?> ProbeAsync(DockerEngine engine, string containerId, TimeSpan timeLimit, CancellationToken cancellationToken)
+    /// <summary>What went wrong, as the message goes on ("exited with code 1: …"), or null when the probe ran.</summary>
+    private static async Task<string?> ProbeAsync(DockerEngine engine, CreateContainerParameters container, TimeSpan timeLimit,
+        CancellationToken cancellationToken)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(timeLimit);
+        using var limit = new CancellationTokenSource(timeLimit);
+        using var limitOrCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, limit.Token);
         var output = new List<string>();
         try
         {
-            var (exitCode, _) = await ContainerRun.RunToExitAsync(engine, containerId, output.Add, limit.Token)
+            // The create is left to finish when the build is cancelled: Docker goes on creating a container whose
+            // request was dropped (and lists it, by name too, before it can be removed), which would be left behind.
+            var created = await engine.Client.Containers.CreateContainerAsync(container, limit.Token).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            // WaitAsync: a remote engine's transport does not honour the token everywhere.
+            var (exitCode, _) = await ContainerRun.RunToExitAsync(engine, created.ID, output.Add, limitOrCancel.Token)
                 .WaitAsync(timeLimit, cancellationToken).ConfigureAwait(false);
             var text = string.Join(" ", output.Select(l => l.Trim()).Where(l => l.Length > 0));
             return exitCode == 0 && !IsExecFormatError(text) ? null
@@ -117,7 +119,7 @@ public static class PlatformEmulation
         }
         catch (DockerApiException e) when (IsExecFormatError(e.ResponseBody ?? e.Message))
         {
-            // runc reports a failed exec of the container's first program as a start error.
+            // Depending on the runtime, a first program the kernel refuses is a start error or the container's output.
             return $"failed to start: {(e.ResponseBody ?? e.Message).Trim()}";
         }
         catch (Exception e) when (e is OperationCanceledException or TimeoutException && !cancellationToken.IsCancellationRequested)
