@@ -62,27 +62,34 @@ public static class PlatformEmulation
     /// base of the platform) and throws MSI0110 unless it runs. The probe container carries <paramref name="labels"/>
     /// (the build's cleanup finds it) and is removed whatever happens.
     /// </summary>
-    public static async Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
-        IDictionary<string, string> labels, CancellationToken cancellationToken)
+    public static Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
+        IDictionary<string, string> labels, CancellationToken cancellationToken) =>
+        ThrowUnlessEngineRunsAsync(engine, image, platform, labels, ProbeTimeout, cancellationToken);
+
+    /// <summary>The probe with another time limit (tests).</summary>
+    internal static async Task ThrowUnlessEngineRunsAsync(DockerEngine engine, string image, ImagePlatform platform,
+        IDictionary<string, string> labels, TimeSpan timeLimit, CancellationToken cancellationToken)
     {
-        var created = await engine.Client.Containers.CreateContainerAsync(new CreateContainerParameters
-        {
-            Image = image,
-            Entrypoint = ["uname"],
-            Cmd = ["-m"],
-            // An imported base has no environment of its own.
-            Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            Labels = labels,
-            NetworkDisabled = true,
-        }, cancellationToken).ConfigureAwait(false);
+        // Named before it exists, so that whatever happens it is known what to remove.
+        var name = $"msimage-probe-{Guid.NewGuid():N}";
         string? failure;
         try
         {
-            failure = await ProbeAsync(engine, created.ID, cancellationToken).ConfigureAwait(false);
+            failure = await ProbeAsync(engine, new CreateContainerParameters
+            {
+                Name = name,
+                Image = image,
+                Entrypoint = ["uname"],
+                Cmd = ["-m"],
+                // An imported base has no environment of its own.
+                Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                Labels = labels,
+                NetworkDisabled = true,
+            }, timeLimit, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            await engine.RemoveContainerAsync(created.ID, CancellationToken.None).ConfigureAwait(false);
+            await engine.RemoveContainerAsync(name, CancellationToken.None).ConfigureAwait(false);
         }
         if (failure is not null)
         {
@@ -90,28 +97,34 @@ public static class PlatformEmulation
         }
     }
 
-    /// <summary>What went wrong, as the message goes on ("failed: …", "exited with code 1: …"), or null when it ran.</summary>
-    private static async Task<string?> ProbeAsync(DockerEngine engine, string containerId, CancellationToken cancellationToken)
+    /// <summary>What went wrong, as the message goes on ("exited with code 1: …"), or null when the probe ran.</summary>
+    private static async Task<string?> ProbeAsync(DockerEngine engine, CreateContainerParameters container, TimeSpan timeLimit,
+        CancellationToken cancellationToken)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(ProbeTimeout);
+        using var limit = new CancellationTokenSource(timeLimit);
+        using var limitOrCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, limit.Token);
         var output = new List<string>();
         try
         {
-            var (exitCode, _) = await ContainerRun.RunToExitAsync(engine, containerId, output.Add, limit.Token)
-                .WaitAsync(ProbeTimeout, cancellationToken).ConfigureAwait(false);
+            // The create is left to finish when the build is cancelled: Docker goes on creating a container whose
+            // request was dropped (and lists it, by name too, before it can be removed), which would be left behind.
+            var created = await engine.Client.Containers.CreateContainerAsync(container, limit.Token).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            // WaitAsync: a remote engine's transport does not honour the token everywhere.
+            var (exitCode, _) = await ContainerRun.RunToExitAsync(engine, created.ID, output.Add, limitOrCancel.Token)
+                .WaitAsync(timeLimit, cancellationToken).ConfigureAwait(false);
             var text = string.Join(" ", output.Select(l => l.Trim()).Where(l => l.Length > 0));
             return exitCode == 0 && !IsExecFormatError(text) ? null
                 : $"exited with code {exitCode}{(text.Length > 0 ? ": " + text : "")}";
         }
         catch (DockerApiException e) when (IsExecFormatError(e.ResponseBody ?? e.Message))
         {
-            // runc reports a failed exec of the container's first program as a start error.
+            // Depending on the runtime, a first program the kernel refuses is a start error or the container's output.
             return $"failed to start: {(e.ResponseBody ?? e.Message).Trim()}";
         }
         catch (Exception e) when (e is OperationCanceledException or TimeoutException && !cancellationToken.IsCancellationRequested)
         {
-            return $"did not finish within {ProbeTimeout.TotalSeconds:0} s";
+            return $"did not finish within {timeLimit.TotalSeconds:0} s";
         }
     }
 

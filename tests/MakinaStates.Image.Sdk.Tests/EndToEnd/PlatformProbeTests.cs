@@ -78,6 +78,18 @@ public sealed class PlatformProbeTests
         });
     }
 
+    [TestMethod]
+    public async Task A_probe_over_its_time_limit_is_MSI0110_and_leaves_no_container()
+    {
+        await WithImageAsync(AArch64, Loops, async (engine, image, labels) =>
+        {
+            var e = await Assert.ThrowsExactlyAsync<ImageBuildException>(() =>
+                PlatformEmulation.ThrowUnlessEngineRunsAsync(engine, image, Arm64, labels, TimeSpan.FromSeconds(2), CancellationToken.None));
+            Assert.AreEqual(MsiCodes.PlatformNotEmulated, e.Code);
+            StringAssert.Contains(e.Message, "did not finish within 2 s");
+        });
+    }
+
     /// <summary>Imports an image whose only file is /usr/bin/uname, gives the probe labels of a build of its own,
     /// and checks, once the probe is over, that no container of that build is left and removes the image.</summary>
     private static async Task WithImageAsync(ushort machine, uint[] code, Func<DockerEngine, string, IDictionary<string, string>, Task> probe)
