@@ -9,7 +9,7 @@ using static MakinaStates.Image.Sdk.Benchmarks.Measure;
 
 [assembly: SupportedOSPlatform("linux")]
 
-// Usage: dotnet run -c Release --project tests/benchmarks/MakinaStates.Image.Sdk.Benchmarks -- [--runs N] [--no-cold]
+// Usage: dotnet run -c Release --project tests/benchmarks/MakinaStates.Image.Sdk.Benchmarks -- [--runs N] [--no-cold] [--no-arm64]
 //        (inject TREE CONTAINER: one injection through the SDK's archive stream, for measurement (c))
 if (args is ["inject", var treeArg, var containerArg])
 {
@@ -23,6 +23,7 @@ if (args is ["inject", var treeArg, var containerArg])
 
 var runs = args.SkipWhile(a => a != "--runs").Skip(1).Select(int.Parse).FirstOrDefault(5);
 var cold = !args.Contains("--no-cold");
+var arm64 = cold && !args.Contains("--no-arm64");
 var root = FindRoot();
 var work = Directory.CreateTempSubdirectory("msimage-bench-").FullName;
 var self = Environment.ProcessPath!;
@@ -32,6 +33,7 @@ var notes = new List<string>();
 // Own image names and (for the cold build) an own data dir: nothing another build uses is replaced or removed.
 const string Image = "makinastates/bench-hello";
 const string ColdImage = "makinastates/bench-cold";
+const string ColdArm64Image = "makinastates/bench-cold-arm64";
 const string CliCandidate = "makinastates/bench-cli:candidate";
 var data = Path.Combine(work, "data");
 Console.Error.WriteLine($"benchmark: {runs} runs each, work folder {work}");
@@ -87,6 +89,15 @@ try
         notes.Add($"   {StepsLine(coldRun, "Stage1")}; {StepsLine(coldRun, "Stage3")}");
         if (reimport > 0) notes.Add($"   (the stage1 and warm build re-imported the base, {Seconds(reimport)}, taken out of the reference)");
         notes.Add($"   reference: debootstrap alone {Seconds(debootstrap.Seconds)} + docker import of the raw tar {Seconds(import.Seconds)} + stage1 and warm build {Seconds(stage1AndWarm.Seconds)} ({Summary(stage1AndWarm)})");
+
+        // (e) the same cold build for linux/arm64 under qemu (its own base tarball in the same data dir), beside the native one.
+        if (arm64)
+        {
+            var armRun = Require(Run("dotnet", [.. Build(ColdArm64Image, "n"), "-p:MsPlatform=linux/arm64"]), "cold arm64 build");
+            rows.Add(Row("e. cold arm64 build (emulated) vs the cold native build", armRun.Seconds, coldRun.Seconds, armRun.Seconds / coldRun.Seconds, "–",
+                Regex.Match(armRun.Output, "stage0: debootstrap took .*").Value.Trim()));
+            notes.Add($"e. cold arm64 build {Seconds(armRun.Seconds)}: {Summary(armRun)}");
+        }
     }
 
     // (a) no-op rebuild vs dotnet build of an empty project that compiles nothing.
@@ -148,7 +159,8 @@ try
 }
 finally
 {
-    foreach (var reference in new[] { $"{Image}:candidate", $"{Image}-stage1:latest", CliCandidate, $"{ColdImage}:candidate", $"{ColdImage}-stage1:latest" })
+    foreach (var reference in new[] { $"{Image}:candidate", $"{Image}-stage1:latest", CliCandidate, $"{ColdImage}:candidate", $"{ColdImage}-stage1:latest",
+        $"{ColdArm64Image}:candidate", $"{ColdArm64Image}-stage1:arm64" })
     {
         Run("docker", ["rmi", reference]);
     }
