@@ -74,6 +74,11 @@ public sealed class BuildDescription
     public string BootstrapScriptsDirectory { get; set; } = "";
     public string CorpusCommit { get; set; } = "";
     public string InputsKey { get; set; } = "";
+    /// <summary>What the inputs key is the hash of, and its base line's value ("missing" before a fresh base exists).</summary>
+    public string InputsKeyText { get; set; } = "";
+    public string InputsKeyBase { get; set; } = "";
+    /// <summary>This build's obj/msimage/ folder (a platform's own with several).</summary>
+    public string IntermediateDirectory { get; set; } = "";
     /// <summary>The platform built (MsPlatform, or the engine's own), and whether the engine runs it under emulation.</summary>
     public string Platform { get; set; } = "";
     public bool PlatformEmulated { get; set; }

@@ -94,21 +94,24 @@ public abstract partial class ImageBuildTask
     /// Waits for the fresh base's tarball (compressed while the stages ran) and tags its import for the next builds.
     /// The image does not depend on it: a failure is a warning, and the next build makes the base again.
     /// </summary>
-    protected async System.Threading.Tasks.Task FinishFreshBaseAsync(Engine.DockerEngine engine, string stage, CancellationToken cancellationToken)
+    /// <returns>The tarball this build made and wrote, or null (no fresh base, or it could not be written).</returns>
+    protected async System.Threading.Tasks.Task<string?> FinishFreshBaseAsync(Engine.DockerEngine engine, string stage, CancellationToken cancellationToken)
     {
         if (BuildEngine4.UnregisterTaskObject(FreshBaseKey, RegisteredTaskObjectLifetime.Build) is not Engine.BaseTarballInProgress fresh)
         {
-            return;
+            return null;
         }
         using (fresh)
         {
             try
             {
                 await fresh.FinishAsync(engine, message => Log.LogMessage(MessageImportance.High, "{0}: {1}", stage, message), cancellationToken).ConfigureAwait(false);
+                return fresh.TarballPath;
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 LogCodedWarning(MsiCodes.BaseTarballNotWritten, MsiMessages.Format("BaseTarballNotWritten", fresh.TarballPath, e.Message.TrimEnd('.')), fresh.TarballPath);
+                return null;
             }
         }
     }

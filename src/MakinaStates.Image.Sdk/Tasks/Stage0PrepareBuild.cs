@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Engine;
@@ -221,6 +220,9 @@ public sealed class Stage0PrepareBuild : SettingsTask
         build.BootstrapScriptsDirectory = BootstrapScriptsDirectory;
         build.CorpusCommit = CorpusCommit;
         build.InputsKey = InputsKey;
+        build.InputsKeyText = _keyText;
+        build.InputsKeyBase = _keyBase;
+        build.IntermediateDirectory = IntermediateDirectory;
         build.Platform = _platform!.Name;
         build.PlatformEmulated = _emulated;
         if (Build.HasDefaultBaseImage)
@@ -248,6 +250,8 @@ public sealed class Stage0PrepareBuild : SettingsTask
     }
 
     private ImagePlatform? _platform;
+    private string _keyText = "";
+    private string _keyBase = "";
     private bool _emulated;
 
     private string BaseImagePath(string? suffix)
@@ -310,7 +314,8 @@ public sealed class Stage0PrepareBuild : SettingsTask
         {
             var baseHash = Mono.Unix.Native.Syscall.lstat(baseImagePath, out var stat) == 0 ? cache.HashOf(baseImagePath, stat) : "missing";
             BaseTarballHash = baseHash == "missing" ? "" : baseHash[..16];
-            key.Append("base=").Append(baseHash).Append('\n');
+            _keyBase = baseHash;
+            key.Append(CandidateKey.Line(baseHash));
         }
         else
         {
@@ -334,14 +339,16 @@ public sealed class Stage0PrepareBuild : SettingsTask
         key.Append("corpus=").Append(CorpusCommit).Append('\n');
         Log.LogMessage(MessageImportance.Normal, "Injected tree fingerprint in {0} ms.", fingerprinting.ElapsedMilliseconds);
         cache.Save();
-        InputsKey = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())));
+        _keyText = key.ToString();
+        InputsKey = CandidateKey.Of(_keyText);
 
         if (ForceRebuild || RebuildBase || (isScratch && !File.Exists(baseImagePath)))
         {
             return;
         }
         var candidate = await engine.TryInspectImageAsync(ImageCandidate, cancellationToken).ConfigureAwait(false);
-        if (candidate?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.InputsKey, out var existing) && existing == InputsKey)
+        if (candidate?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.InputsKey, out var existing)
+            && (existing == InputsKey || CandidateKey.IsAlias(IntermediateDirectory, candidate.ID, InputsKey)))
         {
             UpToDate = true;
             var item = new TaskItem(ImageCandidate);

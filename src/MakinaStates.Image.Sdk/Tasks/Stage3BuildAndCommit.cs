@@ -125,7 +125,10 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             item.SetMetadata("Platform", Build.Platform);
             Candidate = item;
             steps.Mark("tag, remove container, prune");
-            await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false);
+            if (await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false) is { } tarball)
+            {
+                RecordKeyWithWrittenBase(tarball, commit.ID);
+            }
             steps.Mark("base tarball");
         }
         finally
@@ -181,6 +184,20 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         {
             // Not down in time: the engine's stop below ends it.
         }
+    }
+
+    /// <summary>This build keyed the candidate on a base that did not exist yet: the key with the written tarball is its alias.</summary>
+    private void RecordKeyWithWrittenBase(string tarball, string candidateId)
+    {
+        if (Build.InputsKeyText.Length == 0 || Build.IntermediateDirectory.Length == 0 || tarball != Build.BaseImagePath
+            || Mono.Unix.Native.Syscall.lstat(tarball, out var stat) != 0)
+        {
+            return;
+        }
+        var cache = Injection.ContentHashCache.Load(Path.Combine(Build.IntermediateDirectory, "content-hashes.tsv"));
+        var written = cache.HashOf(tarball, stat);
+        cache.Save();
+        CandidateKey.WriteAlias(Build.IntermediateDirectory, candidateId, CandidateKey.Of(CandidateKey.WithBase(Build.InputsKeyText, Build.InputsKeyBase, written)));
     }
 
     private Dictionary<string, string> CommitLabels()

@@ -5,7 +5,8 @@ namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 
 /// <summary>
 /// The cold path: the fresh base is imported from stage0.sh's raw tar while its .tar.xz is written beside it; the
-/// import is tagged with the tarball's hash, so the next build reuses it instead of importing again.
+/// import is tagged with the tarball's hash, so the next build reuses it instead of importing again, and finds the
+/// candidate up to date.
 /// </summary>
 [TestClass]
 public sealed class ColdBuildTests
@@ -38,6 +39,12 @@ public sealed class ColdBuildTests
             var baseId = await TestDocker.ImageIdAsync(docker, baseReference);
             Assert.IsNotNull(baseId, $"the fresh base's import is not tagged {baseReference}");
             Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"makinastates/base-debian-bookworm:build-{cold.BuildId}"), "the build-private tag was left");
+
+            // The cold build keyed its candidate on a base that did not exist yet: with the tarball written, the next
+            // build is a no-op all the same.
+            var noOp = await project.BuildAsync($"-p:MsDataDir={data}");
+            Assert.IsTrue(noOp.Succeeded, noOp.Output);
+            StringAssert.Contains(noOp.Output, "is up to date (inputs key", "the build after a cold build ran the stages again");
 
             var next = await project.BuildAsync($"-p:MsDataDir={data}", "-p:MsForceRebuild=true");
             Assert.IsTrue(next.Succeeded, next.Output);
