@@ -135,6 +135,7 @@ public sealed partial class MultiPlatformTests
                 CollectionAssert.Contains(EmulatedPlatformUnits.FailingUnderEmulation.ToList(), unit, $"only the units listed as failing under emulation may fail ({state})");
             }
             StringAssert.Contains((await TestDocker.ExecAsync(Docker, container, "getfacl -cn /srv/shared/report.txt")).Output, $"user:{AclUser}:rw-");
+            Assert.AreEqual("", await TestDocker.ReadFileFromImageAsync(Docker, $"{Image}:candidate-arm64", "/etc/machine-id"), "snapshot.sh ran for arm64 too");
             // The app was published for linux-arm64: its ELF header says AArch64 (e_machine 0xb7).
             Assert.AreEqual("b7", (await TestDocker.ExecAsync(Docker, container, "od -An -tx1 -j18 -N1 /opt/app/PlatformApp")).Output.Trim());
             // The masks were the build container's only: real arm64 hardware runs those units.
@@ -219,6 +220,15 @@ public sealed partial class MultiPlatformTests
                 Assert.AreEqual(platform.Split('/')[1], pulled.Architecture);
                 Assert.AreEqual((await Docker.Images.InspectImageAsync(local)).ID, pulled.ID, $"the pull for {platform} got the image built for it");
             }
+
+            // A clean engine (a Podman service of its own, with nothing of these images) gets the same through the index.
+            await using var podman = await PodmanService.StartAsync(insecureRegistry: registry.Address);
+            using var clean = podman.Connect();
+            await clean.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = "candidate", Platform = "linux/arm64" }, null, new Progress<JSONMessage>());
+            var onClean = await clean.Images.InspectImageAsync($"{repository}:candidate");
+            Assert.AreEqual("arm64", onClean.Architecture);
+            Assert.AreEqual((await Docker.Images.InspectImageAsync($"{Image}:candidate-arm64")).ID.Replace("sha256:", ""), onClean.ID.Replace("sha256:", ""),
+                "a clean engine's pull for linux/arm64 got the arm64 image");
         }
         finally
         {
@@ -227,12 +237,44 @@ public sealed partial class MultiPlatformTests
     }
 
     [TestMethod]
+    public async Task A_stage_failing_on_one_platform_fails_the_build_and_leaves_no_container()
+    {
+        _ = Build;
+        var image = $"makinastates/arm64-fails-{Guid.NewGuid():N}"[..40];
+        using var project = new ImageProject(image, "<PropertyGroup><MsPlatforms>linux/amd64;linux/arm64</MsPlatforms></PropertyGroup>");
+        project.Write("image_rootfs/bootstrap_scripts/stage3.sh", """
+            #!/bin/bash
+            if [ "$(uname -m)" = aarch64 ]; then echo "stage3: not on arm64" >&2; exit 3; fi
+            """, executable: true);
+        try
+        {
+            var build = await project.BuildAsync();
+            Assert.IsFalse(build.Succeeded);
+            StringAssert.Contains(build.Output, "error MSI3001");
+            StringAssert.Contains(build.Output, "stage3: not on arm64");
+            Assert.IsNotNull(await TestDocker.ImageIdAsync(Docker, $"{image}:candidate"), "the amd64 platform, built first, has its candidate");
+            Assert.IsNull(await TestDocker.ImageIdAsync(Docker, $"{image}:candidate-arm64"));
+            Assert.AreEqual(0, (await TestDocker.StageContainersAsync(Docker, image)).Count, "a stage container was left");
+        }
+        finally
+        {
+            foreach (var reference in new[] { $"{image}:candidate", $"{image}-stage1:latest", $"{image}-stage1:arm64" })
+            {
+                await TestDocker.RemoveImageAsync(Docker, reference);
+            }
+        }
+    }
+
+    [TestMethod]
     public async Task Without_arm64_emulation_the_build_fails_at_once_with_what_to_install_and_leaves_nothing()
     {
-        const string entry = "/proc/sys/fs/binfmt_misc/qemu-aarch64";
+        const string binfmt = "/proc/sys/fs/binfmt_misc";
+        const string entry = binfmt + "/qemu-aarch64";
         var image = $"makinastates/no-emulation-{Guid.NewGuid():N}"[..40];
         using var project = new ImageProject(image, "<PropertyGroup><MsPlatform>linux/arm64</MsPlatform></PropertyGroup>");
-        File.WriteAllText(entry, "0");
+        // Unregistered for the build, registered again as qemu-user-static registers it (F flag included).
+        var registration = string.Join("\n", File.ReadAllLines("/usr/lib/binfmt.d/qemu-aarch64.conf").Where(l => l.Length > 0 && !l.StartsWith('#')));
+        File.WriteAllText(entry, "-1");
         DotnetBuild failed;
         try
         {
@@ -240,16 +282,18 @@ public sealed partial class MultiPlatformTests
         }
         finally
         {
-            File.WriteAllText(entry, "1");
+            File.WriteAllText(Path.Combine(binfmt, "register"), registration);
         }
         Assert.IsFalse(failed.Succeeded);
         StringAssert.Contains(failed.Output, "error MSI0110");
-        StringAssert.Contains(failed.Output, "echo 1 > /proc/sys/fs/binfmt_misc/qemu-aarch64", "what to do");
+        StringAssert.Contains(failed.Output, "apt-get install qemu-user-static", "what to install");
+        StringAssert.Contains(failed.Output, "/proc/sys/fs/binfmt_misc/register", "how to register");
         Assert.IsTrue(failed.Duration < TimeSpan.FromSeconds(60), $"it took {failed.Duration}");
         Assert.AreEqual(0, (await TestDocker.StageContainersAsync(Docker, image)).Count);
         Assert.IsNull(await TestDocker.ImageIdAsync(Docker, $"{image}:candidate-arm64"));
         Assert.IsNull(await TestDocker.ImageIdAsync(Docker, $"{image}:candidate"));
         StringAssert.StartsWith(File.ReadAllText(entry), "enabled", "registered again");
+        StringAssert.Contains(File.ReadAllText(entry), "flags: POF");
     }
 
     [TestMethod]
