@@ -62,7 +62,7 @@ try
         Directory.Delete(rootfs, recursive: true);
 
         var coldRun = Require(Run("dotnet", Build(ColdImage, "n")), "cold build");
-        var stage0 = Regex.Match(coldRun.Output, @"stage0: debootstrap (?<os>\S+) (?<release>\S+) from (?<mirror>\S+) \((?<packages>[^)]*)\)");
+        var stage0 = Regex.Match(coldRun.Output, @"stage0: debootstrap (?<os>\S+) (?<release>\S+)(?: (?<arch>\S+))? from (?<mirror>\S+) \((?<packages>[^)]*)\)");
         var debootstrap = Require(Run("debootstrap", Debootstrap(stage0)), "debootstrap alone");
         var raw = Path.Combine(work, "raw.tar");
         Require(Run("tar", ["-C", rootfs, "--numeric-owner", "--xattrs", "--acls", "-cf", raw, "."]), "tar of the rootfs");
