@@ -45,10 +45,19 @@ public sealed class Stage0BuilderTests
         var fastStagePath = Directory.CreateDirectory(Path.Combine(project.Directory, "fast")).FullName;
         project.Write("fast/stage0.sh", FastStage0, executable: true);
         string[] Common(params string[] more) => [$"-p:MsDataDir={data}", "-p:MsBaseBuilder=container", $"-p:MsDockerfileStage0={dockerfile}", .. more];
+        // Each remade base is imported: an import a later base replaced stays while images build on it, so every
+        // import the builds name is removed at the end, not only the last one recorded in the data dir.
+        var imports = new HashSet<string>(StringComparer.Ordinal);
+        async Task<DotnetBuild> BuildAsync(params string[] arguments)
+        {
+            var build = await project.BuildAsync(arguments);
+            imports.UnionWith(System.Text.RegularExpressions.Regex.Matches(build.Output, @"makinastates/base-debian-bookworm:[0-9a-f]{16}\b").Select(m => m.Value));
+            return build;
+        }
         try
         {
             // 1. The real stage0.sh: debootstrap inside the unprivileged builder container.
-            var first = await project.BuildAsync(Common());
+            var first = await BuildAsync(Common());
             Assert.IsTrue(first.Succeeded, first.Output);
             StringAssert.Contains(first.Output, "in the stage0 builder");
             Assert.IsTrue(File.Exists(tarball), "the base tarball was not copied out of the builder");
@@ -57,7 +66,7 @@ public sealed class Stage0BuilderTests
             Assert.IsTrue(builder.Config!.Labels!.ContainsKey("io.makinastates.stage0-key"));
 
             // 2. MsRebuildBase remakes the tarball (here with a fast stage0.sh from MsStagePath); the builder is reused.
-            var second = await project.BuildAsync(Common("-p:MsRebuildBase=true", $"-p:MsStagePath={fastStagePath}"));
+            var second = await BuildAsync(Common("-p:MsRebuildBase=true", $"-p:MsStagePath={fastStagePath}"));
             Assert.IsTrue(second.Succeeded, second.Output);
             StringAssert.Contains(second.Output, "is up to date, reused");
             Assert.AreEqual(builder.ID, (await docker.Images.InspectImageAsync(builderTag)).ID);
@@ -65,14 +74,14 @@ public sealed class Stage0BuilderTests
 
             // 3. A changed Dockerfile replaces the builder and removes the old one.
             File.AppendAllText(dockerfile, "\nLABEL makinastates.test=changed\n");
-            var third = await project.BuildAsync(Common("-p:MsRebuildBase=true", $"-p:MsStagePath={fastStagePath}"));
+            var third = await BuildAsync(Common("-p:MsRebuildBase=true", $"-p:MsStagePath={fastStagePath}"));
             Assert.IsTrue(third.Succeeded, third.Output);
             var replaced = await docker.Images.InspectImageAsync(builderTag);
             Assert.AreNotEqual(builder.ID, replaced.ID);
             Assert.IsNull(await TestDocker.ImageIdAsync(docker, builder.ID), "the old builder image was not removed");
 
             // 4. MsSkipStage0Build uses the builder as it is, and says so when it is missing.
-            var skipped = await project.BuildAsync(Common("-p:MsRebuildBase=true", "-p:MsSkipStage0Build=yes", "-p:MsStage0Tag=makinastates/no-such-builder:1"));
+            var skipped = await BuildAsync(Common("-p:MsRebuildBase=true", "-p:MsSkipStage0Build=yes", "-p:MsStage0Tag=makinastates/no-such-builder:1"));
             Assert.IsFalse(skipped.Succeeded);
             StringAssert.Contains(skipped.Output, "error MSI1006");
             StringAssert.Contains(skipped.Output, "makinastates/no-such-builder:1");
@@ -84,6 +93,10 @@ public sealed class Stage0BuilderTests
             await TestDocker.RemoveProjectImagesAsync(docker, image);
             await TestDocker.RemoveImageAsync(docker, builderTag);
             await TestDocker.RemoveBaseImportsOfAsync(docker, data);
+            foreach (var import in imports)
+            {
+                await TestDocker.RemoveImageAsync(docker, import);
+            }
         }
     }
 
