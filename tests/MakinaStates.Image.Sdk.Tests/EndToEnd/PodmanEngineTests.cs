@@ -59,6 +59,35 @@ public sealed class PodmanEngineTests : EngineKindChecks
     }
 
     [TestMethod]
+    public async Task An_arm64_image_builds_under_emulation_and_says_arm64()
+    {
+        // The platform is set by a save, a rewritten config and a load through Podman's compat API too.
+        var image = $"makinastates/test-podman-arm64-{Guid.NewGuid():N}"[..44];
+        using var project = new ImageProject(image, "<PropertyGroup><MsPlatform>linux/arm64</MsPlatform></PropertyGroup>");
+        var before = (await Sample.Engine.Images.ListImagesAsync(new Docker.DotNet.Models.ImagesListParameters())).SelectMany(i => i.RepoTags ?? []).ToHashSet();
+        try
+        {
+            var build = await project.BuildAsync($"-p:MsDockerHost={Sample.Host}");
+            Assert.IsTrue(build.Succeeded, build.Output);
+            StringAssert.Contains(build.Output, "masked in the build container only");
+            var candidate = await Sample.Engine.Images.InspectImageAsync($"{image}:candidate");
+            Assert.AreEqual("arm64", candidate.Architecture);
+            Assert.AreEqual(0, (await TestDocker.ContainersWithLabelAsync(Sample.Engine, $"io.makinastates.image={image}")).Count);
+        }
+        finally
+        {
+            await TestDocker.RemoveImageAsync(Sample.Engine, $"{image}:candidate");
+            await TestDocker.RemoveImageAsync(Sample.Engine, $"{image}-stage1:arm64");
+            // The arm64 base's import: the shared service keeps only the sample's base (another test counts them).
+            foreach (var tag in (await Sample.Engine.Images.ListImagesAsync(new Docker.DotNet.Models.ImagesListParameters())).SelectMany(i => i.RepoTags ?? [])
+                .Where(t => t.Contains("makinastates/base-", StringComparison.Ordinal) && !before.Contains(t)))
+            {
+                await TestDocker.RemoveImageAsync(Sample.Engine, tag);
+            }
+        }
+    }
+
+    [TestMethod]
     public async Task The_base_is_imported_under_the_tag_the_next_build_looks_for()
     {
         var bases = await Sample.Engine.Images.ListImagesAsync(new Docker.DotNet.Models.ImagesListParameters());
