@@ -316,6 +316,21 @@ public sealed partial class MultiPlatformTests
     }
 
     [TestMethod]
+    [DataRow("linux/amd64;linux/mips", "error MSI0019", "linux/mips")]
+    [DataRow("linux/amd64;linux/arm64;linux/aarch64", "error MSI0020", "lists linux/arm64 twice")]
+    public async Task An_unknown_or_repeated_platform_is_refused_before_anything_is_built(string platforms, string code, string named)
+    {
+        var image = $"makinastates/bad-platforms-{Guid.NewGuid():N}"[..40];
+        using var project = new ImageProject(image, $"<PropertyGroup><MsPlatforms>{platforms}</MsPlatforms></PropertyGroup>");
+        var build = await project.BuildAsync();
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, code);
+        StringAssert.Contains(build.Output, named);
+        Assert.IsFalse(build.Output.Contains("MsStage0:", StringComparison.Ordinal), "no platform's build started");
+        Assert.AreEqual(0, (await TestDocker.StageContainersAsync(Docker, image)).Count);
+    }
+
+    [TestMethod]
     public async Task Zz_clean_with_MsCleanImages_removes_every_platforms_images()
     {
         _ = Build;
