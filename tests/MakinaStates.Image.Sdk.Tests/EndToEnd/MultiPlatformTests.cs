@@ -75,12 +75,16 @@ public sealed partial class MultiPlatformTests
         s_project?.Dispose();
     }
 
-    /// <summary>Under CI the emulation must be there (.ci/setup registers it); elsewhere its absence skips.</summary>
+    /// <summary>The SDK's own check of the host; under CI the emulation must be there (.ci/setup registers it).</summary>
     private static void RequireArm64Emulation()
     {
-        if (File.ReadAllText("/proc/sys/fs/binfmt_misc/qemu-aarch64" is var entry && File.Exists(entry) ? entry : "/dev/null").StartsWith("enabled", StringComparison.Ordinal) is false)
+        try
         {
-            TestDocker.MissingPrerequisite("arm64 emulation is not registered in binfmt_misc (qemu-user-static); bash .ci/setup registers it");
+            PlatformEmulation.ThrowUnlessHostEmulates(MakinaStates.Image.Sdk.Settings.ImagePlatform.Parse("linux/arm64", "MsPlatform"));
+        }
+        catch (MakinaStates.Image.Sdk.Diagnostics.ImageBuildException e)
+        {
+            TestDocker.MissingPrerequisite($"{e.Message} (bash .ci/setup registers it)");
         }
     }
 
