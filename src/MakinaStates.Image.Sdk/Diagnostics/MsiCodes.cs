@@ -59,6 +59,8 @@ public static class MsiCodes
     public const string SpecialFileSkipped = "MSI2005";
     public const string MakinaStatesUnreachable = "MSI2006";
     public const string ExistingFolderMetadataFailed = "MSI2007";
+    public const string InjectedFileChangedDuringBuild = "MSI2008";
+    public const string InjectedFileChangedWhileSent = "MSI2009";
 
     public const string Stage3ScriptFailed = "MSI3001";
     public const string SnapshotFailed = "MSI3003";

@@ -8,12 +8,13 @@ namespace MakinaStates.Image.Sdk.Engine;
 /// <summary>Sends a host tree into a container through the engine's archive API (works with remote engines too).</summary>
 public static class ArchiveUpload
 {
+    /// <param name="changed">Receives the files edited since the tree was collected, as they were sent (see <see cref="InjectedTreeArchive"/>).</param>
     /// <returns>The tree's folders the container already had (their own entries were not sent: see <see cref="ExistingFolderMetadata"/>).</returns>
     public static async Task<IReadOnlySet<string>> UploadAsync(DockerEngine engine, string containerId, InjectedTree tree, CancellationToken cancellationToken,
-        Action<string>? progress = null)
+        Action<string>? progress = null, IDictionary<string, SentContent>? changed = null)
     {
         var existing = await ExistingDirectoriesAsync(engine, containerId, tree, cancellationToken).ConfigureAwait(false);
-        var (archive, producer) = InjectedTreeArchive.Stream(tree, cancellationToken, existing);
+        var (archive, producer) = InjectedTreeArchive.Stream(tree, cancellationToken, existing, changed);
         var reader = new TransferProgress.CountingStream(archive);
         using var report = progress is null ? null
             : TransferProgress.Every(elapsed => $"injecting {tree.Nodes.Count} entries: {TransferProgress.Megabytes(reader.Count)} sent in {elapsed.TotalSeconds:0} s", progress);

@@ -21,7 +21,7 @@ public static class AclRestoreList
         foreach (var node in tree.Nodes.Where(n => (n.Stat.st_mode & Mono.Unix.Native.FilePermissions.S_IFMT) != Mono.Unix.Native.FilePermissions.S_IFLNK
                                                    && existingFolders?.Contains(n.ImagePath) != true))
         {
-            var xattrs = InjectedTreeArchive.ReadXattrs(node.HostPath);
+            var xattrs = node.Xattrs;
             if (!xattrs.ContainsKey(Access) && !xattrs.ContainsKey(Default))
             {
                 continue;

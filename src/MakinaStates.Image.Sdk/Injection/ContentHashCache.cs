@@ -10,6 +10,9 @@ namespace MakinaStates.Image.Sdk.Injection;
 /// </summary>
 public sealed class ContentHashCache
 {
+    /// <summary>Its file in obj/msimage/.</summary>
+    public const string FileName = "content-hashes.tsv";
+
     private readonly string? _path;
     private readonly Dictionary<string, (string Stamp, string Hash)> _entries = new(StringComparer.Ordinal);
     private bool _changed;

@@ -13,8 +13,12 @@ public sealed class InjectedTree
     /// <summary>A host folder and where its content goes in the image (an absolute path).</summary>
     public sealed record Source(string HostPath, string TargetPath, IReadOnlyCollection<string>? ExcludedTopLevelNames = null);
 
-    /// <summary>One node of the tree: its path in the image (relative, no leading '/') and its host file.</summary>
-    public sealed record Node(string ImagePath, string HostPath, Stat Stat);
+    /// <summary>
+    /// One node of the tree: its path in the image (relative, no leading '/'), its host file, and what the host said
+    /// of it when the tree was collected (stat, the xattrs that travel, a link's target). Read once: the fingerprint,
+    /// the archive and the ACL lists all use these, so what is keyed is what is sent.
+    /// </summary>
+    public sealed record Node(string ImagePath, string HostPath, Stat Stat, IReadOnlyDictionary<string, byte[]> Xattrs, string? LinkTarget);
 
     private readonly SortedDictionary<string, Node> _nodes = new(StringComparer.Ordinal);
     private readonly List<string> _skipped = [];
@@ -163,7 +167,21 @@ public sealed class InjectedTree
                 _nodes.Remove(key);
             }
         }
-        _nodes[imagePath] = new Node(imagePath, hostPath, stat);
+        var link = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK ? InjectedTreeArchive.ReadLink(hostPath) : null;
+        _nodes[imagePath] = new Node(imagePath, hostPath, stat, InjectedTreeArchive.ReadXattrs(hostPath), link);
+    }
+
+    /// <summary>
+    /// Lays nodes already collected under another folder of the image (the seed's /docker/injected_volumes view of the
+    /// tree): the same host files, not read again.
+    /// </summary>
+    public void AddCopy(IEnumerable<Node> nodes, string targetFolder)
+    {
+        var prefix = NormalizeTargetPath(targetFolder, targetFolder);
+        foreach (var node in nodes)
+        {
+            _nodes[Combine(prefix, node.ImagePath)] = node with { ImagePath = Combine(prefix, node.ImagePath) };
+        }
     }
 
     /// <summary>

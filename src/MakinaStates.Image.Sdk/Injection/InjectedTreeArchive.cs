@@ -16,7 +16,10 @@ public static class InjectedTreeArchive
     private static readonly string[] CarriedXattrPrefixes = ["system.posix_acl_access", "system.posix_acl_default", "user.", "security.capability"];
 
     /// <param name="omittedDirectories">Folders (image paths) whose own entry is not written; their content is.</param>
-    public static async Task WriteAsync(InjectedTree tree, Stream output, CancellationToken cancellationToken, IReadOnlySet<string>? omittedDirectories = null)
+    /// <param name="changed">Receives, by host path, each file whose content changed after the tree was collected
+    /// (edited while the build ran): what was sent of it, so the inputs key can describe the tree that was sent.</param>
+    public static async Task WriteAsync(InjectedTree tree, Stream output, CancellationToken cancellationToken, IReadOnlySet<string>? omittedDirectories = null,
+        IDictionary<string, SentContent>? changed = null)
     {
         var writer = new PaxTarWriter(output);
         var firstPathOfInode = new Dictionary<(ulong Device, ulong Inode), string>();
@@ -28,7 +31,7 @@ public static class InjectedTreeArchive
             var entry = new PaxTarWriter.Entry(node.ImagePath, PaxTarWriter.EntryType.File, (int)((uint)stat.st_mode & 0xFFF),
                 stat.st_uid, stat.st_gid, DateTimeOffset.FromUnixTimeSeconds(stat.st_mtime).AddTicks(stat.st_mtime_nsec / 100))
             {
-                Xattrs = ReadXattrs(node.HostPath),
+                Xattrs = node.Xattrs,
             };
 
             switch (type)
@@ -39,7 +42,7 @@ public static class InjectedTreeArchive
                     await writer.WriteEntryAsync(entry with { Name = node.ImagePath + "/", Type = PaxTarWriter.EntryType.Directory }, null, cancellationToken).ConfigureAwait(false);
                     break;
                 case FilePermissions.S_IFLNK:
-                    await writer.WriteEntryAsync(entry with { Type = PaxTarWriter.EntryType.Symlink, LinkName = ReadLink(node.HostPath) }, null, cancellationToken).ConfigureAwait(false);
+                    await writer.WriteEntryAsync(entry with { Type = PaxTarWriter.EntryType.Symlink, LinkName = node.LinkTarget }, null, cancellationToken).ConfigureAwait(false);
                     break;
                 // A host file met again (a hardlink, or the same file laid at two places of the tree, as under
                 // /docker/injected_volumes) travels once; the other places link to it.
@@ -48,18 +51,62 @@ public static class InjectedTreeArchive
                     break;
                 case FilePermissions.S_IFREG:
                     firstPathOfInode[(stat.st_dev, stat.st_ino)] = node.ImagePath;
-                    await using (var content = OpenForReading(node.HostPath))
-                    {
-                        await writer.WriteEntryAsync(entry with { Size = stat.st_size }, content, cancellationToken).ConfigureAwait(false);
-                    }
+                    await WriteFileAsync(writer, entry, node, changed, cancellationToken).ConfigureAwait(false);
                     break;
             }
         }
         await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A file's entry. The file as opened is compared with the file as collected: one edited since (during the build)
+    /// is sent as it is now and reported with its content hash, taken from the very bytes sent; one that changes while
+    /// it is being read is an error, as the entry would hold neither version.
+    /// </summary>
+    private static async Task WriteFileAsync(PaxTarWriter writer, PaxTarWriter.Entry entry, InjectedTree.Node node, IDictionary<string, SentContent>? changed,
+        CancellationToken cancellationToken)
+    {
+        await using var content = OpenForReading(node.HostPath);
+        var opened = StatOf(content, node.HostPath);
+        if (SameContentStamp(opened, node.Stat))
+        {
+            await writer.WriteEntryAsync(entry with { Size = node.Stat.st_size }, content, cancellationToken).ConfigureAwait(false);
+            ThrowIfChangedWhileSent(content, node.HostPath, opened);
+            return;
+        }
+        using var sha = System.Security.Cryptography.SHA256.Create();
+        await using (var hashing = new System.Security.Cryptography.CryptoStream(content, sha, System.Security.Cryptography.CryptoStreamMode.Read, leaveOpen: true))
+        {
+            await writer.WriteEntryAsync(entry with { Size = opened.st_size }, hashing, cancellationToken).ConfigureAwait(false);
+            ThrowIfChangedWhileSent(content, node.HostPath, opened);
+        }
+        changed?.Add(node.HostPath, new SentContent(opened.st_size, Convert.ToHexStringLower(sha.Hash!)));
+    }
+
+    /// <summary>Device, inode, size and modification time: what says a file's content is the one that was collected.</summary>
+    private static bool SameContentStamp(Stat a, Stat b) =>
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size && a.st_mtime == b.st_mtime && a.st_mtime_nsec == b.st_mtime_nsec;
+
+    private static Stat StatOf(FileStream file, string path)
+    {
+        if (Syscall.fstat((int)file.SafeFileHandle.DangerousGetHandle(), out var stat) != 0)
+        {
+            throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_4", path, Stdlib.GetLastError()), path);
+        }
+        return stat;
+    }
+
+    private static void ThrowIfChangedWhileSent(FileStream file, string path, Stat opened)
+    {
+        if (!SameContentStamp(StatOf(file, path), opened))
+        {
+            throw new ImageBuildException(MsiCodes.InjectedFileChangedWhileSent, MsiMessages.Format("InjectedFileChangedWhileSent", path), path);
+        }
+    }
+
     /// <summary>A readable stream of the archive, produced on a background task while the reader consumes it.</summary>
-    public static (Stream Reader, Task Producer) Stream(InjectedTree tree, CancellationToken cancellationToken, IReadOnlySet<string>? omittedDirectories = null)
+    public static (Stream Reader, Task Producer) Stream(InjectedTree tree, CancellationToken cancellationToken, IReadOnlySet<string>? omittedDirectories = null,
+        IDictionary<string, SentContent>? changed = null)
     {
         // Large segments: the HTTP upload then sends big chunks instead of one per 4 KiB segment.
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 4 * 1024 * 1024, resumeWriterThreshold: 2 * 1024 * 1024, minimumSegmentSize: 256 * 1024));
@@ -68,7 +115,7 @@ public static class InjectedTreeArchive
             var output = pipe.Writer.AsStream();
             try
             {
-                await WriteAsync(tree, output, cancellationToken, omittedDirectories).ConfigureAwait(false);
+                await WriteAsync(tree, output, cancellationToken, omittedDirectories, changed).ConfigureAwait(false);
                 await pipe.Writer.CompleteAsync().ConfigureAwait(false);
             }
             catch (Exception e)
@@ -92,7 +139,7 @@ public static class InjectedTreeArchive
         }
     }
 
-    private static string ReadLink(string path)
+    internal static string ReadLink(string path)
     {
         var target = new StringBuilder(4096);
         var length = Syscall.readlink(path, target);

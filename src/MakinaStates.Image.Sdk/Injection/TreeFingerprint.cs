@@ -11,10 +11,12 @@ namespace MakinaStates.Image.Sdk.Injection;
 /// </summary>
 public static class TreeFingerprint
 {
-    public static string Compute(InjectedTree tree, ContentHashCache contents)
+    /// <param name="sent">Files whose content changed after the tree was collected, by host path: their size and
+    /// content hash as the archive sent them (<see cref="InjectedTreeArchive"/>).</param>
+    public static string Compute(IEnumerable<InjectedTree.Node> nodes, ContentHashCache contents, IReadOnlyDictionary<string, SentContent>? sent = null)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var node in tree.Nodes)
+        foreach (var node in nodes)
         {
             var stat = node.Stat;
             var type = stat.st_mode & FilePermissions.S_IFMT;
@@ -23,15 +25,15 @@ public static class TreeFingerprint
                 .Append((uint)stat.st_mode).Append(' ').Append(stat.st_uid).Append(' ').Append(stat.st_gid).Append('\0');
             if (type == FilePermissions.S_IFREG)
             {
-                line.Append(stat.st_size).Append(' ').Append(contents.HashOf(node.HostPath, stat));
+                var content = sent is not null && sent.TryGetValue(node.HostPath, out var changed) ? changed
+                    : new SentContent(stat.st_size, contents.HashOf(node.HostPath, stat));
+                line.Append(content.Size).Append(' ').Append(content.Hash);
             }
             else if (type == FilePermissions.S_IFLNK)
             {
-                var target = new StringBuilder(4096);
-                var length = Syscall.readlink(node.HostPath, target);
-                line.Append(length >= 0 ? target.ToString(0, (int)length) : "?");
+                line.Append(node.LinkTarget);
             }
-            foreach (var (name, value) in InjectedTreeArchive.ReadXattrs(node.HostPath).OrderBy(x => x.Key, StringComparer.Ordinal))
+            foreach (var (name, value) in node.Xattrs.OrderBy(x => x.Key, StringComparer.Ordinal))
             {
                 line.Append('\0').Append(name).Append('=').Append(Convert.ToHexString(value));
             }
@@ -40,3 +42,6 @@ public static class TreeFingerprint
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 }
+
+/// <summary>A file's content as it was sent: its size and SHA-256.</summary>
+public sealed record SentContent(long Size, string Hash);

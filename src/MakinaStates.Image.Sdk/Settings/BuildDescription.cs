@@ -9,16 +9,19 @@ namespace MakinaStates.Image.Sdk.Settings;
 /// <summary>
 /// One build, described once: every setting as the project resolved it (MsResolveSettings writes it from the
 /// properties and items), then what Stage0 resolved (build id, names, mirror, init, keys). The later stages read it
-/// instead of taking each setting as a parameter; the engine connection, the stage environment and the docker-run
-/// arguments are derived from it in one place each. Written to obj/msimage/build.json. A new setting is a property
-/// here, a line in MsResolveSettings, and its default in Sdk.targets.
+/// instead of taking each setting as a parameter; the engine connection, the stage environment, the docker-run
+/// arguments and every parsed value (image reference, ports, volumes, secrets) are derived from it in one place each.
+/// Written to obj/msimage/build.json. A new setting is a property here and its default (with its line in
+/// MsResolveSettings) in Sdk.Settings.targets; it is part of the inputs key unless marked <see cref="NotInInputsKeyAttribute"/>.
 /// </summary>
 public sealed class BuildDescription
 {
     // Settings (MSBuild properties; the names are the properties').
     public string MsImage { get; set; } = "";
     public string MsBase { get; set; } = "";
+    [NotInInputsKey("a folder of this machine: what it holds is keyed by content (the tree, the scripts)")]
     public string MsImageDir { get; set; } = "";
+    [NotInInputsKey("a folder of this machine: the base tarball in it is keyed by content")]
     public string MsDataDir { get; set; } = "";
     public string MsCommand { get; set; } = "";
     public string MsOs { get; set; } = "";
@@ -27,8 +30,11 @@ public sealed class BuildDescription
     public string MsBaseImage { get; set; } = "";
     public string MsGitUrl { get; set; } = "";
     public string MsGitBranch { get; set; } = "";
+    [NotInInputsKey("a folder of this machine: the scripts found there are keyed by content")]
     public string MsStagePath { get; set; } = "";
+    [NotInInputsKey("shapes only the base tarball, keyed by content")]
     public string MsStage0Tag { get; set; } = "";
+    [NotInInputsKey("shapes only the base tarball, keyed by content")]
     public string MsDockerfileStage0 { get; set; } = "";
     public string MsDockerArgs { get; set; } = "";
     public string MsMakinaStatesBuildForce { get; set; } = "";
@@ -36,25 +42,42 @@ public sealed class BuildDescription
     public string MsInit { get; set; } = "";
     public string MsExistingFolderMetadata { get; set; } = "";
     public string MsDoSnapshot { get; set; } = "";
+    [NotInInputsKey("shapes only the base tarball, keyed by content")]
     public string MsSkipStage0Build { get; set; } = "";
+    [NotInInputsKey("how long the build waits, not what it makes")]
     public string MsBootTimeout { get; set; } = "";
+    [NotInInputsKey("shapes only the base tarball, keyed by content")]
     public string MsBaseBuilder { get; set; } = "";
+    [NotInInputsKey("shapes only the base tarball, keyed by content")]
     public string MsRebuildBase { get; set; } = "";
     public string MsExposeInjectedVolumes { get; set; } = "";
+    [NotInInputsKey("rebuilds whatever the key says")]
     public string MsForceRebuild { get; set; } = "";
+    [NotInInputsKey("where the candidate goes, not what it is")]
     public string MsPush { get; set; } = "";
+    [NotInInputsKey("where the candidate goes, not what it is")]
     public string MsRegistry { get; set; } = "";
+    [NotInInputsKey("where the candidate goes, not what it is")]
     public string MsRegistryUsername { get; set; } = "";
+    [NotInInputsKey("which engine: the candidate is looked for on it")]
     public string MsDockerHost { get; set; } = "";
+    [NotInInputsKey("which engine: the candidate is looked for on it")]
     public string MsDockerCertPath { get; set; } = "";
+    [NotInInputsKey("which engine: the candidate is looked for on it")]
     public string MsDockerTlsVerify { get; set; } = "";
+    [NotInInputsKey("which engine: the candidate is looked for on it")]
     public string MsDockerRemote { get; set; } = "";
     /// <summary>One platform (linux/arm64); empty is the engine's own. A multi-platform build runs one build per platform.</summary>
+    [NotInInputsKey("the platform Stage0 resolves is keyed (platform=)")]
     public string MsPlatform { get; set; } = "";
     /// <summary>Several platforms (linux/amd64;linux/arm64): one build each, then one image index when pushed.</summary>
+    [NotInInputsKey("the platform Stage0 resolves is keyed (platform=)")]
     public string MsPlatforms { get; set; } = "";
     /// <summary>true in each per-platform build of an MsPlatforms build: a platform not the engine's own gets :candidate-&lt;arch&gt;.</summary>
+    [NotInInputsKey("names the candidate's tag, not its content")]
     public string MsPlatformOfMany { get; set; } = "";
+    /// <summary>true: Stage3 stamps org.opencontainers.image.created at the commit (MsGenerateLabels and MsGenerateLabelCreated).</summary>
+    public string MsGenerateLabelCreated { get; set; } = "";
 
     // Items, with their metadata.
     public List<Item> InjectedVolumes { get; set; } = [];
@@ -62,6 +85,8 @@ public sealed class BuildDescription
     public List<Item> Ports { get; set; } = [];
     public List<Item> Volumes { get; set; } = [];
     public List<Item> EnvironmentVariables { get; set; } = [];
+    /// <summary>The generated org.opencontainers.image.* labels, then the MsLabel items (Value): later ones win.</summary>
+    public List<Item> Labels { get; set; } = [];
 
     // Resolved by Stage0 for this build.
     public string BuildId { get; set; } = "";
@@ -73,10 +98,8 @@ public sealed class BuildDescription
     public string BaseTarballHash { get; set; } = "";
     public string BootstrapScriptsDirectory { get; set; } = "";
     public string CorpusCommit { get; set; } = "";
-    public string InputsKey { get; set; } = "";
-    /// <summary>What the inputs key is the hash of, and its base line's value ("missing" before a fresh base exists).</summary>
+    /// <summary>What the inputs key is the hash of (<see cref="Settings.InputsKey"/> reads it back).</summary>
     public string InputsKeyText { get; set; } = "";
-    public string InputsKeyBase { get; set; } = "";
     /// <summary>This build's obj/msimage/ folder (a platform's own with several).</summary>
     public string IntermediateDirectory { get; set; } = "";
     /// <summary>The platform built (MsPlatform, or the engine's own), and whether the engine runs it under emulation.</summary>
@@ -122,10 +145,70 @@ public sealed class BuildDescription
 
     public static ITaskItem[] TaskItems(IEnumerable<Item> items) => [.. items.Select(i => i.ToTaskItem())];
 
-    /// <summary>MsDockerArgs, parsed once per description (the settings are read once per build).</summary>
+    // Parsed values: each parsed here, once per description; Stage0 reads each once, so a bad value fails before
+    // anything is made, and the later stages take the parsed value.
+
+    /// <summary>MsDockerArgs, parsed.</summary>
     [JsonIgnore]
     public DockerRunArguments DockerRunArguments => _dockerRunArguments ??= DockerRunArguments.Parse(MsDockerArgs);
     private DockerRunArguments? _dockerRunArguments;
+
+    /// <summary>MsImage, parsed.</summary>
+    [JsonIgnore]
+    public ImageReference Image => _image ??= ImageReference.Parse(MsImage, "MsImage");
+    private ImageReference? _image;
+
+    /// <summary>MsPort items as the image config's ExposedPorts.</summary>
+    [JsonIgnore]
+    public IDictionary<string, Docker.DotNet.Models.EmptyStruct> ExposedPorts => _ports ??= ImageConfiguration.ExposedPorts(TaskItems(Ports));
+    private IDictionary<string, Docker.DotNet.Models.EmptyStruct>? _ports;
+
+    /// <summary>MsVolume items as the image config's Volumes.</summary>
+    [JsonIgnore]
+    public IDictionary<string, Docker.DotNet.Models.EmptyStruct> ImageVolumes => _volumes ??= ImageConfiguration.Volumes(TaskItems(Volumes));
+    private IDictionary<string, Docker.DotNet.Models.EmptyStruct>? _volumes;
+
+    /// <summary>MsSecret items: names and where their values are read from.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<BuildSecrets.Secret> BuildSecrets => _secrets ??= Settings.BuildSecrets.Resolve(TaskItems(Secrets));
+    private IReadOnlyList<BuildSecrets.Secret>? _secrets;
+
+    /// <summary>MsBootTimeout: how long systemd may take to boot (180 s when unset or not a positive number of seconds).</summary>
+    [JsonIgnore]
+    public TimeSpan BootTimeout => TimeSpan.FromSeconds(int.TryParse(MsBootTimeout, out var seconds) && seconds > 0 ? seconds : 180);
+
+    /// <summary>MsExposeInjectedVolumes: the tree is also at /docker/injected_volumes during the build (the seed's layout).</summary>
+    [JsonIgnore]
+    public bool ExposesInjectedVolumes => !string.Equals(MsExposeInjectedVolumes.Trim(), "false", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>MsMakinaStates, as Stage0 resolved it: stage2.sh runs the makina-states step.</summary>
+    [JsonIgnore]
+    public bool RunsMakinaStates => IsTrue(MsMakinaStates);
+
+    /// <summary>MsRebuildBase: the base tarball is made again.</summary>
+    [JsonIgnore]
+    public bool RebuildsBase => IsTrue(MsRebuildBase);
+
+    /// <summary>MsEnvironmentVariable items as the image config's Env entries.</summary>
+    [JsonIgnore]
+    public IList<string> ImageEnvironment => ImageConfiguration.Environment(TaskItems(EnvironmentVariables));
+
+    /// <summary>MsExistingFolderMetadata: acl or all.</summary>
+    [JsonIgnore]
+    public string ExistingFolderMetadataMode => _folderMode ??= Injection.ExistingFolderMetadata.Parse(MsExistingFolderMetadata);
+    private string? _folderMode;
+
+    /// <summary>
+    /// The settings that shape the image, by name: every Ms* setting but those marked <see cref="NotInInputsKeyAttribute"/>.
+    /// A new setting is in the key unless it says why not, so forgetting it can never make a stale image look current.
+    /// </summary>
+    public IEnumerable<(string Name, string Value)> KeyedSettings() =>
+        KeyedSettingProperties.Select(p => (p.Name, (string)p.GetValue(this)!));
+
+    private static readonly System.Reflection.PropertyInfo[] KeyedSettingProperties = [.. typeof(BuildDescription).GetProperties()
+        .Where(p => p.PropertyType == typeof(string) && p.Name.StartsWith("Ms", StringComparison.Ordinal)
+            && p.GetCustomAttributes(typeof(NotInInputsKeyAttribute), false).Length == 0)
+        .OrderBy(p => p.Name, StringComparer.Ordinal)];
 
     /// <summary>The engine of this build: MsDockerHost/MsDockerCertPath/MsDockerTlsVerify over the docker environment.</summary>
     public DockerEndpoint ResolveEndpoint() =>
@@ -182,7 +265,15 @@ public sealed class BuildDescription
         File.Move(temporary, path, overwrite: true);
     }
 
-    public static BuildDescription Load(string path) =>
+    /// <summary>The description Stage0 wrote; a task given none (the multi-platform index push) has an empty one.</summary>
+    public static BuildDescription Load(string path) => path.Length == 0 ? new BuildDescription() :
         JsonSerializer.Deserialize<BuildDescription>(File.ReadAllText(path), Json)
         ?? throw new InvalidDataException($"{path} holds no build description.");
+}
+
+/// <summary>A setting that does not shape the image: left out of the inputs key, for the reason given.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class NotInInputsKeyAttribute(string why) : Attribute
+{
+    public string Why { get; } = why;
 }

@@ -84,6 +84,19 @@ public abstract partial class ImageBuildTask
     }
 
 
+    private string CollectedTreeKey => $"MakinaStates.Image.Sdk.InjectedTree/{BuildId}";
+
+    /// <summary>
+    /// Stage0's injected tree, as it collected and fingerprinted it, for Stage2 to send: the tree is walked once, and
+    /// the tree keyed is the tree sent.
+    /// </summary>
+    protected void HoldCollectedTree(Injection.InjectedTree tree) =>
+        BuildEngine4.RegisterTaskObject(CollectedTreeKey, tree, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
+    /// <summary>The tree Stage0 collected for this build; null when this process did not run Stage0 of it.</summary>
+    protected Injection.InjectedTree? TakeCollectedTree() =>
+        BuildEngine4.UnregisterTaskObject(CollectedTreeKey, RegisteredTaskObjectLifetime.Build) as Injection.InjectedTree;
+
     private string FreshBaseKey => $"MakinaStates.Image.Sdk.FreshBase/{BuildId}";
 
     /// <summary>A fresh base whose tarball is still being written: Stage3 finishes it, else MSBuild at the build's end.</summary>

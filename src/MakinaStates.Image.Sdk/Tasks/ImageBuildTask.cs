@@ -14,8 +14,8 @@ public abstract partial class ImageBuildTask : Task, ICancelableTask
 {
     private readonly CancellationTokenSource _cancellation = new();
 
-    /// <summary>Build id shared by all stages of one build; labels every container it makes.</summary>
-    public string BuildId { get; set; } = "";
+    /// <summary>Build id shared by all stages of one build (Stage0 draws it into the description); labels every container it makes.</summary>
+    protected string BuildId => Build.BuildId;
 
     /// <summary>obj/msimage/build.json: the build's settings and what Stage0 resolved (Stage0 writes it).</summary>
     public string BuildDescription { get; set; } = "";
@@ -86,12 +86,12 @@ public abstract partial class ImageBuildTask : Task, ICancelableTask
     private void RemoveContainersOnExit(object? sender, EventArgs e)
     {
         Cancel();
-        if (string.IsNullOrEmpty(BuildId))
-        {
-            return;
-        }
         try
         {
+            if (string.IsNullOrEmpty(BuildId))
+            {
+                return;
+            }
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(8));
             using var engine = ConnectEngineAsync(bound.Token).GetAwaiter().GetResult();
             engine.RemoveBuildContainersAsync(BuildId, bound.Token).GetAwaiter().GetResult();

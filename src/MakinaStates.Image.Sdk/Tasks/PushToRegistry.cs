@@ -15,18 +15,9 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// </summary>
 public sealed partial class PushToRegistry : ImageBuildTask
 {
-    private string MsImage => Build.MsImage;
-
-    /// <summary>The local reference of the image that was built (or found up to date).</summary>
-    private string ImageCandidate => Build.ImageCandidate;
-
-    /// <summary>MsRegistry: host[:port]; empty means the registry MsImage names.</summary>
-    private string MsRegistry => Build.MsRegistry;
 
     /// <summary>MsImageTags items: more tags for the same image (1.2.3, latest).</summary>
     public ITaskItem[] Tags { get; set; } = [];
-
-    private string MsRegistryUsername => Build.MsRegistryUsername;
 
     /// <summary>Never logged; MS_REGISTRY_PASSWORD is read when this is empty.</summary>
     public string MsRegistryPassword { get; set; } = "";
@@ -54,21 +45,21 @@ public sealed partial class PushToRegistry : ImageBuildTask
 
     private async Task<List<ITaskItem>> PushAsync(CancellationToken cancellationToken)
     {
-        var image = ImageReference.Parse(MsImage, "MsImage");
-        var registry = string.IsNullOrWhiteSpace(MsRegistry) ? image.Registry : MsRegistry.Trim().TrimEnd('/');
+        var image = ImageReference.Parse(Build.MsImage, "MsImage");
+        var registry = string.IsNullOrWhiteSpace(Build.MsRegistry) ? image.Registry : Build.MsRegistry.Trim().TrimEnd('/');
         if (registry is null)
         {
-            throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushRegistryMissing", MsImage));
+            throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushRegistryMissing", Build.MsImage));
         }
         if (!RegistryGrammar().IsMatch(registry))
         {
-            throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushRegistryInvalid", MsRegistry));
+            throw new ImageBuildException(MsiCodes.PushSettingsInvalid, MsiMessages.Format("PushRegistryInvalid", Build.MsRegistry));
         }
         // Every tag is checked before anything is pushed: a bad one never leaves a half-promoted set behind.
         // One platform of several goes under its own tag (candidate-arm64); the multi-platform index then takes
         // :candidate and the MsImageTags (PushImageIndex).
         var platformOfMany = Build.IsTrue(Build.MsPlatformOfMany);
-        var tags = new List<string> { platformOfMany ? $"candidate-{Build.ResolvedPlatform.Suffix}" : ImageReference.SplitTag(ImageCandidate).Tag };
+        var tags = new List<string> { platformOfMany ? $"candidate-{Build.ResolvedPlatform.Suffix}" : ImageReference.SplitTag(Build.ImageCandidate).Tag };
         foreach (var tag in Tags.Select(t => t.ItemSpec.Trim()).Where(t => t.Length > 0))
         {
             if (!TagGrammar().IsMatch(tag))
@@ -81,17 +72,17 @@ public sealed partial class PushToRegistry : ImageBuildTask
             }
         }
 
-        var credentials = RegistryCredentials.Resolve(registry, MsRegistryUsername, MsRegistryPassword, Environment.GetEnvironmentVariable,
+        var credentials = RegistryCredentials.Resolve(registry, Build.MsRegistryUsername, MsRegistryPassword, Environment.GetEnvironmentVariable,
             Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
         var pusher = credentials?.Describe() ?? "anonymous (no credentials for this registry)";
         var auth = credentials is null ? new AuthConfig()
             : new AuthConfig { Username = credentials.Username, Password = credentials.Password, IdentityToken = credentials.IdentityToken, ServerAddress = registry };
 
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        var candidate = await engine.TryInspectImageAsync(ImageCandidate, cancellationToken).ConfigureAwait(false)
-            ?? throw new ImageBuildException(MsiCodes.PushFailed, MsiMessages.Format("PushFailed", registry, ImageCandidate, "the candidate is not on the engine"));
+        var candidate = await engine.TryInspectImageAsync(Build.ImageCandidate, cancellationToken).ConfigureAwait(false)
+            ?? throw new ImageBuildException(MsiCodes.PushFailed, MsiMessages.Format("PushFailed", registry, Build.ImageCandidate, "the candidate is not on the engine"));
         var repository = $"{registry}/{image.PathInRegistry}";
-        Log.LogMessage(MessageImportance.High, "Push: {0} ({1}) to {2} as {3}, pushed by {4}.", ImageCandidate, candidate.ID[..19], registry,
+        Log.LogMessage(MessageImportance.High, "Push: {0} ({1}) to {2} as {3}, pushed by {4}.", Build.ImageCandidate, candidate.ID[..19], registry,
             string.Join(", ", tags.Select(t => $"{repository}:{t}")), pusher);
 
         var pushed = new List<ITaskItem>();
@@ -100,7 +91,7 @@ public sealed partial class PushToRegistry : ImageBuildTask
             var reference = $"{repository}:{tag}";
             // The registry's names are tagged on the engine for the push only, then put back as they were (the registry
             // has them; a pull brings them back): old candidates are not kept alive by them.
-            var before = reference == ImageCandidate ? candidate.ID : (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false))?.ID;
+            var before = reference == Build.ImageCandidate ? candidate.ID : (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false))?.ID;
             await engine.Client.Images.TagImageAsync(candidate.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag },
                 cancellationToken).ConfigureAwait(false);
             try

@@ -19,6 +19,9 @@ public abstract class SettingsTask : ImageBuildTask
     public ITaskItem[] Volumes { get; set; } = [];
     public ITaskItem[] EnvironmentVariables { get; set; } = [];
 
+    /// <summary>The generated org.opencontainers.image.* labels, then the MsLabel items (Value metadata).</summary>
+    public ITaskItem[] Labels { get; set; } = [];
+
     protected sealed override Description DescribeBuild()
     {
         var description = new Description();
@@ -32,6 +35,7 @@ public abstract class SettingsTask : ImageBuildTask
         description.Ports = [.. Ports.Select(i => Description.Item.From(i, "Type"))];
         description.Volumes = [.. Volumes.Select(i => Description.Item.From(i))];
         description.EnvironmentVariables = [.. EnvironmentVariables.Select(i => Description.Item.From(i, "Value"))];
+        description.Labels = [.. Labels.Select(i => Description.Item.From(i, "Value"))];
         return description;
     }
 }

@@ -19,22 +19,6 @@ namespace MakinaStates.Image.Sdk.Tasks;
 public sealed class Stage1BaseImage : ImageBuildTask
 {
     // From the build description: the settings, and the names and hash Stage0 resolved.
-    private string MsImage => Build.MsImage;
-    private string MsBase => Build.MsBase;
-    private string MsDataDir => Build.MsDataDir;
-    private string MsOs => Build.MsOs;
-    private string MsOsRelease => Build.MsOsRelease;
-    private string BaseImagePath => Build.BaseImagePath;
-    private string BaseTarballHash => Build.BaseTarballHash;
-    private string Stage1Image => Build.Stage1Image;
-    private string Stage1Name => Build.Stage1Name;
-    private string BootstrapScriptsDirectory => Build.BootstrapScriptsDirectory;
-    private string BaseBuilder => Build.MsBaseBuilder;
-    private bool RebuildBase => Build.IsTrue(Build.MsRebuildBase);
-    private string Stage0Tag => Build.MsStage0Tag;
-    private string DockerfileStage0 => Build.MsDockerfileStage0;
-    /// <summary>MsSkipStage0Build: any non-empty value (the seed's convention) uses the builder image as it is.</summary>
-    private string SkipStage0Build => Build.MsSkipStage0Build;
 
     [Output] public string Stage1ImageId { get; private set; } = "";
     [Output] public bool Stage1Reused { get; private set; }
@@ -44,9 +28,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        var baseReference = string.Equals(MsBase, "scratch", StringComparison.Ordinal)
+        var baseReference = string.Equals(Build.MsBase, "scratch", StringComparison.Ordinal)
             ? await EnsureOsBaseAsync(engine, cancellationToken).ConfigureAwait(false)
-            : MsBase;
+            : Build.MsBase;
         var baseImage = await engine.TryInspectImageAsync(baseReference, cancellationToken).ConfigureAwait(false)
             ?? await PullBaseAsync(engine, cancellationToken).ConfigureAwait(false);
 
@@ -59,31 +43,31 @@ public sealed class Stage1BaseImage : ImageBuildTask
         if (Build.PlatformEmulated && !engine.SharesHostFileSystem)
         {
             // A remote engine's host is not this one: a probe run of the base says whether it can run the platform.
-            await PlatformEmulation.ThrowUnlessEngineRunsAsync(engine, baseImage.ID, Build.ResolvedPlatform, StageContainerLabels("probe", MsImage),
+            await PlatformEmulation.ThrowUnlessEngineRunsAsync(engine, baseImage.ID, Build.ResolvedPlatform, StageContainerLabels("probe", Build.MsImage),
                 cancellationToken).ConfigureAwait(false);
             _steps.Mark("emulation probe");
         }
         var key = Stage1Key(baseImage.ID);
-        var existing = await engine.TryInspectImageAsync(Stage1Image, cancellationToken).ConfigureAwait(false);
+        var existing = await engine.TryInspectImageAsync(Build.Stage1Image, cancellationToken).ConfigureAwait(false);
         if (existing?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.Stage1Key, out var existingKey) && existingKey == key)
         {
-            Log.LogMessage(MessageImportance.High, "Stage1: {0} is up to date (key {1}), reused.", Stage1Image, key[..12]);
+            Log.LogMessage(MessageImportance.High, "Stage1: {0} is up to date (key {1}), reused.", Build.Stage1Image, key[..12]);
             Stage1ImageId = existing.ID;
             Stage1Reused = true;
             return;
         }
 
-        Log.LogMessage(MessageImportance.High, "Stage1: making {0} from {1}.", Stage1Image, baseReference);
+        Log.LogMessage(MessageImportance.High, "Stage1: making {0} from {1}.", Build.Stage1Image, baseReference);
         var container = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(new CreateContainerParameters
         {
             Image = baseImage.ID,
-            Name = Stage1Name,
+            Name = Build.Stage1Name,
             // A neutral command that waits: stage1.sh runs through exec, so neither the MS_* settings nor the -e values
             // of MsDockerArgs end up in the container's Env or Cmd, which commit bakes into the image (its history).
             Cmd = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
             Env = ["container=docker"],
-            Labels = StageContainerLabels("stage1", MsImage),
-        }, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
+            Labels = StageContainerLabels("stage1", Build.MsImage),
+        }, engine, Build.MsDataDir, Build.MsImage, [Path.GetFileName(Build.BaseImagePath)], cancellationToken).ConfigureAwait(false), Build.MsDataDir, cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         try
         {
@@ -95,7 +79,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             if (result.ExitCode != 0)
             {
                 throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
-                    MsiMessages.Format("Stage1ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)), Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
+                    MsiMessages.Format("Stage1ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)), Path.Combine(Build.BootstrapScriptsDirectory, "stage1.sh"));
             }
             _steps.Mark("stage1.sh");
             // /docker holds the build-time scripts only: it must not reach the committed image.
@@ -103,7 +87,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             await engine.Client.Containers.StopContainerAsync(container.ID, new ContainerStopParameters { WaitBeforeKillSeconds = 10 }, cancellationToken).ConfigureAwait(false);
             _steps.Mark("stop");
 
-            var (repository, tag) = ImageReference.SplitTag(Stage1Image);
+            var (repository, tag) = ImageReference.SplitTag(Build.Stage1Image);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
             var commit = await engine.CommitAsync(new CommitContainerChangesParameters
@@ -113,7 +97,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 Tag = temporaryTag,
                 Cmd = ["/sbin/init"],
                 StopSignal = SystemdContainerSpec.StopSignal,
-                Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Stage1Key] = key, [BuildLabels.Image] = MsImage }),
+                Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Stage1Key] = key, [BuildLabels.Image] = Build.MsImage }),
             }, cancellationToken).ConfigureAwait(false);
             await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
@@ -134,23 +118,23 @@ public sealed class Stage1BaseImage : ImageBuildTask
     private async Task<string> EnsureOsBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
         // Image projects share the base: the first build makes it, the others wait and then reuse it.
-        IDisposable? baseLock = await Concurrency.DataDirectoryLock.AcquireAsync(MsDataDir, Path.GetFileName(BaseImagePath), $"the base tarball {BaseImagePath}",
+        IDisposable? baseLock = await Concurrency.DataDirectoryLock.AcquireAsync(Build.MsDataDir, Path.GetFileName(Build.BaseImagePath), $"the base tarball {Build.BaseImagePath}",
             message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!File.Exists(BaseImagePath) || RebuildBase)
+            if (!File.Exists(Build.BaseImagePath) || Build.RebuildsBase)
             {
                 // stage0.sh leaves the uncompressed tar when the SDK can write the tarball itself: it is imported at once
                 // and compressed beside the import and the stages that follow, instead of before them.
-                var raw = BaseTarball.CanWrite(BaseImagePath) ? Path.Combine(Path.GetDirectoryName(BaseImagePath)!, $".stage0.raw.{BuildId}.tar") : null;
+                var raw = BaseTarball.CanWrite(Build.BaseImagePath) ? Path.Combine(Path.GetDirectoryName(Build.BaseImagePath)!, $".stage0.raw.{BuildId}.tar") : null;
                 var rawWritten = await CreateOsBaseAsync(engine, raw, cancellationToken).ConfigureAwait(false);
                 _steps.Mark("stage0.sh");
                 if (rawWritten)
                 {
-                    var fresh = BaseTarballInProgress.Start(raw!, BaseImagePath, MsOs, MsOsRelease, $"build-{BuildId}", baseLock, ConnectEngineAsync);
+                    var fresh = BaseTarballInProgress.Start(raw!, Build.BaseImagePath, Build.MsOs, Build.MsOsRelease, $"build-{BuildId}", baseLock, ConnectEngineAsync);
                     baseLock = null;
                     HoldFreshBase(fresh);
-                    fresh.ImageId = await BaseImageImport.ImportRawAsync(engine, raw!, MsOs, MsOsRelease, fresh.TemporaryTag, Build.ResolvedPlatform,
+                    fresh.ImageId = await BaseImageImport.ImportRawAsync(engine, raw!, Build.MsOs, Build.MsOsRelease, fresh.TemporaryTag, Build.ResolvedPlatform,
                         message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
                     _steps.Mark("import raw");
                     return fresh.ImageId;
@@ -158,9 +142,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
             }
             else
             {
-                Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", BaseImagePath);
+                Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", Build.BaseImagePath);
             }
-            return await BaseImageImport.ImportTarballAsync(engine, BaseImagePath, RebuildBase ? "" : BaseTarballHash, MsOs, MsOsRelease, Build.ResolvedPlatform,
+            return await BaseImageImport.ImportTarballAsync(engine, Build.BaseImagePath, Build.RebuildsBase ? "" : Build.BaseTarballHash, Build.MsOs, Build.MsOsRelease, Build.ResolvedPlatform,
                 message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -174,23 +158,23 @@ public sealed class Stage1BaseImage : ImageBuildTask
     {
         var canRunOnHost = OperatingSystem.IsLinux() && Mono.Unix.Native.Syscall.geteuid() == 0
             && new[] { "/usr/sbin/debootstrap", "/usr/bin/debootstrap", "/sbin/debootstrap" }.Any(File.Exists);
-        var inContainer = BaseBuilder.ToLowerInvariant() switch
+        var inContainer = Build.MsBaseBuilder.ToLowerInvariant() switch
         {
             "container" => true,
             "host" when !canRunOnHost => throw new ImageBuildException(MsiCodes.BaseCannotBeCreated,
-                MsiMessages.Format("BaseCannotBeCreated"), BaseImagePath),
+                MsiMessages.Format("BaseCannotBeCreated"), Build.BaseImagePath),
             "host" => false,
             _ => !canRunOnHost,
         };
 
-        var script = Path.Combine(BootstrapScriptsDirectory, "stage0.sh");
+        var script = Path.Combine(Build.BootstrapScriptsDirectory, "stage0.sh");
         if (!inContainer)
         {
-            Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh on this host (debootstrap {1} {2}).", BaseImagePath, MsOs, MsOsRelease);
+            Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh on this host (debootstrap {1} {2}).", Build.BaseImagePath, Build.MsOs, Build.MsOsRelease);
             var hostEnvironment = StageEnvironmentList().Select(e => e.Split('=', 2)).ToDictionary(e => e[0], e => e.Length > 1 ? e[1] : "");
             // stage0.sh writes $MS_DATA_DIR/$MS_BASEIMAGE: give it the resolved place (MsBaseImage may be absolute).
-            hostEnvironment["MS_DATA_DIR"] = Path.GetDirectoryName(BaseImagePath)!;
-            hostEnvironment["MS_BASEIMAGE"] = Path.GetFileName(BaseImagePath);
+            hostEnvironment["MS_DATA_DIR"] = Path.GetDirectoryName(Build.BaseImagePath)!;
+            hostEnvironment["MS_BASEIMAGE"] = Path.GetFileName(Build.BaseImagePath);
             if (raw is not null)
             {
                 hostEnvironment["MS_BASEIMAGE_RAW"] = raw;
@@ -206,7 +190,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             {
                 return true;
             }
-            if (exitCode != 0 || !File.Exists(BaseImagePath))
+            if (exitCode != 0 || !File.Exists(Build.BaseImagePath))
             {
                 if (raw is not null)
                 {
@@ -218,36 +202,36 @@ public sealed class Stage1BaseImage : ImageBuildTask
             return false;
         }
 
-        Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh in the stage0 builder {1}.", BaseImagePath, Stage0Tag);
-        var dockerfile = string.IsNullOrWhiteSpace(DockerfileStage0) ? Path.Combine(BootstrapScriptsDirectory, "Dockerfile.stage0") : DockerfileStage0;
+        Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh in the stage0 builder {1}.", Build.BaseImagePath, Build.MsStage0Tag);
+        var dockerfile = string.IsNullOrWhiteSpace(Build.MsDockerfileStage0) ? Path.Combine(Build.BootstrapScriptsDirectory, "Dockerfile.stage0") : Build.MsDockerfileStage0;
         string builder;
         try
         {
-            builder = await Stage0Builder.EnsureImageAsync(engine, dockerfile, Stage0Tag, !string.IsNullOrWhiteSpace(SkipStage0Build),
+            builder = await Stage0Builder.EnsureImageAsync(engine, dockerfile, Build.MsStage0Tag, !string.IsNullOrWhiteSpace(Build.MsSkipStage0Build),
                 message => Log.LogMessage(MessageImportance.Normal, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         }
         catch (ImageBuildException e) when (!canRunOnHost && e.Code is MsiCodes.Stage0BuilderFailed or MsiCodes.Stage0BuilderMissing)
         {
             // Not root (a rootless engine's user) and no builder either: say what would do instead.
-            throw new ImageBuildException(MsiCodes.BaseCannotBeCreated, MsiMessages.Format("BaseNeedsTarballOrBuilder", BaseImagePath, Stage0Tag, e.Message), BaseImagePath, e);
+            throw new ImageBuildException(MsiCodes.BaseCannotBeCreated, MsiMessages.Format("BaseNeedsTarballOrBuilder", Build.BaseImagePath, Build.MsStage0Tag, e.Message), Build.BaseImagePath, e);
         }
         // In the builder the data dir is container-local: the tarball is copied out through the archive API.
         const string output = "/docker/stage0-output";
         const string rawInBuilder = output + "/.stage0.raw.tar";
-        var name = Path.GetFileName(BaseImagePath);
+        var name = Path.GetFileName(Build.BaseImagePath);
         var environment = StageEnvironmentList().Where(e => !e.StartsWith("MS_DATA_DIR=", StringComparison.Ordinal) && !e.StartsWith("MS_BASEIMAGE=", StringComparison.Ordinal))
             .Concat(raw is null ? [] : [$"MS_BASEIMAGE_RAW={rawInBuilder}"]);
         var container = await WithStageOptionsAsync(new CreateContainerParameters
         {
             Image = builder,
-            Name = Stage1Name + "-stage0",
+            Name = Build.Stage1Name + "-stage0",
             Cmd = ["/usr/bin/env", .. environment, $"MS_DATA_DIR={output}", $"MS_BASEIMAGE={name}", "/bin/bash", $"{BootstrapScriptsInContainer}/stage0.sh"],
             Env = ["container=docker"],
-            Labels = StageContainerLabels("stage0", MsImage),
-        }, engine, dataDirectory: null, MsImage, [], cancellationToken).ConfigureAwait(false);
+            Labels = StageContainerLabels("stage0", Build.MsImage),
+        }, engine, dataDirectory: null, Build.MsImage, [], cancellationToken).ConfigureAwait(false);
         using var builderHeartbeat = StageScriptHeartbeat("Stage1", "stage0.sh in the builder");
-        (string, string)[] outputs = raw is null ? [($"{output}/{name}", BaseImagePath)] : [(rawInBuilder, raw), ($"{output}/{name}", BaseImagePath)];
-        var copied = await Stage0Builder.RunAsync(engine, Stage0Tag, container, BootstrapScriptsTree(), outputs,
+        (string, string)[] outputs = raw is null ? [($"{output}/{name}", Build.BaseImagePath)] : [(rawInBuilder, raw), ($"{output}/{name}", Build.BaseImagePath)];
+        var copied = await Stage0Builder.RunAsync(engine, Build.MsStage0Tag, container, BootstrapScriptsTree(), outputs,
             builderHeartbeat.Observe(line => Log.LogMessage(MessageImportance.Normal, "stage0: {0}", line)), cancellationToken).ConfigureAwait(false);
         return raw is not null && copied == 0;
     }
@@ -255,8 +239,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
     /// <summary>An MsBase that is not on the engine is pulled once; if that fails, the error names it.</summary>
     private async Task<ImageInspectResponse> PullBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
-        var (repository, tag) = ImageReference.SplitTag(MsBase);
-        Log.LogMessage(MessageImportance.High, "Stage1: MsBase {0} is not on the engine; pulling it.", MsBase);
+        var (repository, tag) = ImageReference.SplitTag(Build.MsBase);
+        Log.LogMessage(MessageImportance.High, "Stage1: Build.MsBase {0} is not on the engine; pulling it.", Build.MsBase);
         string? error = null;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromMinutes(5));
@@ -273,9 +257,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
         {
             error = "the pull did not finish within 5 minutes";
         }
-        return await engine.TryInspectImageAsync(MsBase, cancellationToken).ConfigureAwait(false)
+        return await engine.TryInspectImageAsync(Build.MsBase, cancellationToken).ConfigureAwait(false)
             ?? throw new ImageBuildException(MsiCodes.BaseImageMissing,
-                MsiMessages.Format("BaseImageMissing", MsBase, engine.Endpoint.Display, error ?? "no image"));
+                MsiMessages.Format("BaseImageMissing", Build.MsBase, engine.Endpoint.Display, error ?? "no image"));
     }
 
     /// <summary>
@@ -292,8 +276,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         // The SDK build is part of the key: how a stage1 container is run is the SDK's code, not only the scripts.
         var sdk = typeof(Stage1BaseImage).Assembly.ManifestModule.ModuleVersionId;
-        hash.AppendData(Encoding.UTF8.GetBytes($"sdk={sdk}\nbase={baseImageId}\nos={MsOs}\nrelease={MsOsRelease}\n"));
-        foreach (var (name, file) in StageScriptResolver.Files(BootstrapScriptsDirectory).Where(f => !NotUsedByStage1.Contains(f.Name)))
+        hash.AppendData(Encoding.UTF8.GetBytes($"sdk={sdk}\nbase={baseImageId}\nos={Build.MsOs}\nrelease={Build.MsOsRelease}\n"));
+        foreach (var (name, file) in StageScriptResolver.Files(Build.BootstrapScriptsDirectory).Where(f => !NotUsedByStage1.Contains(f.Name)))
         {
             hash.AppendData(Encoding.UTF8.GetBytes($"{name}\n"));
             hash.AppendData(File.ReadAllBytes(file));
@@ -302,5 +286,5 @@ public sealed class Stage1BaseImage : ImageBuildTask
     }
 
     private InjectedTree BootstrapScriptsTree() =>
-        InjectedTree.Collect([new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName])]);
+        InjectedTree.Collect([new InjectedTree.Source(Build.BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName])]);
 }

@@ -20,25 +20,6 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     /// <summary>From Stage1: the image the build container starts from.</summary>
     [Required] public string Stage1ImageId { get; set; } = "";
 
-    // From the build description: the settings, and what Stage0 resolved (names, init, the makina-states decision).
-    private string MsImage => Build.MsImage;
-    private string MsImageDir => Build.MsImageDir;
-    private string MsCommand => Build.MsCommand;
-    private string Stage2Name => Build.Stage2Name;
-    private string BootstrapScriptsDirectory => Build.BootstrapScriptsDirectory;
-    private ITaskItem[] InjectedVolumes => Description.TaskItems(Build.InjectedVolumes);
-    private ITaskItem[] Secrets => Description.TaskItems(Build.Secrets);
-    private int BootTimeoutSeconds => int.TryParse(Build.MsBootTimeout, out var seconds) && seconds > 0 ? seconds : 180;
-    private string MsDataDir => Build.MsDataDir;
-    private string BaseImagePath => Build.BaseImagePath;
-    private string CorpusCommit => Build.CorpusCommit;
-    private string MsGitUrl => Build.MsGitUrl;
-    private string MsGitBranch => Build.MsGitBranch;
-    private bool ExposeInjectedVolumes => !string.Equals(Build.MsExposeInjectedVolumes.Trim(), "false", StringComparison.OrdinalIgnoreCase);
-    private string Init => Build.MsInit;
-    private bool MakinaStates => Build.IsTrue(Build.MsMakinaStates);
-    private string ExistingFolderMetadata => Build.MsExistingFolderMetadata;
-
     /// <summary>Where the list of injected paths is in the build container (NUL-separated; /docker is never committed).</summary>
     public const string InjectedPathsInContainer = "/docker/injected-paths";
 
@@ -47,46 +28,50 @@ public sealed class Stage2BootAndInject : ImageBuildTask
 
     [Output] public string ContainerId { get; private set; } = "";
 
+    /// <summary>
+    /// The fingerprint of the injected tree as it was sent, for the key Stage3 stamps: Stage0's, unless a file was
+    /// edited while the build ran (then the key describes the tree that is in the image, not the one Stage0 read).
+    /// </summary>
+    [Output] public string InjectedTreeFingerprint { get; private set; } = "";
+
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        // Stage0 validated this tree and warned about what it skips; collect it again as it is now. The build also
-        // sees it at /docker/injected_volumes (the seed's layout) with the effective scripts; /docker is removed
-        // before the commit.
-        var imageSources = InjectedTree.ImageSources(MsImageDir, InjectedVolumes).ToList();
-        var sources = new List<InjectedTree.Source>(imageSources);
+        // The tree Stage0 collected and fingerprinted (collected again only where this process did not run Stage0).
+        // The build also sees it at /docker/injected_volumes (the seed's layout) with the effective scripts; /docker is
+        // removed before the commit.
+        var tree = TakeCollectedTree() ?? InjectedTree.Collect(InjectedTree.ImageSources(Build.MsImageDir, Description.TaskItems(Build.InjectedVolumes)));
+        var injected = tree.Nodes.ToList();
         // git work trees made on this host (the image needs no git, a remote engine no access to this host), and the
         // list of injected paths.
         var temporaryFolders = new List<string>();
         try
         {
-            if (CorpusCommit.Length > 0)
+            if (Build.CorpusCommit.Length > 0)
             {
-                temporaryFolders.Add(CorpusProject.CheckOut(MsImageDir, CorpusCommit, detach: true));
-                sources.Add(new InjectedTree.Source(temporaryFolders[^1], CorpusProject.DeployPath + "/"));
+                temporaryFolders.Add(CorpusProject.CheckOut(Build.MsImageDir, Build.CorpusCommit, detach: true));
+                tree.Add(new InjectedTree.Source(temporaryFolders[^1], CorpusProject.DeployPath + "/"));
             }
-            var tree = InjectedTree.Collect(sources);
             // What the user injected, for the build's own steps to leave alone (snapshot.sh, stage2.sh).
             temporaryFolders.Add(Directory.CreateTempSubdirectory("msimage-paths-").FullName);
             var pathList = Path.Combine(temporaryFolders[^1], "injected-paths");
             File.WriteAllBytes(pathList, tree.PathList());
             var imagePaths = tree.Nodes.Select(n => n.ImagePath).ToHashSet(StringComparer.Ordinal);
 
-            if (ExposeInjectedVolumes)
+            if (Build.ExposesInjectedVolumes)
             {
-                foreach (var source in imageSources)
-                {
-                    tree.Add(source with { TargetPath = "/docker/injected_volumes/" + source.TargetPath.TrimStart('/') });
-                }
+                tree.AddCopy(injected, "/docker/injected_volumes/");
             }
-            if (MakinaStates && CorpusProject.LocalRepository(MsGitUrl) is { } localMakinaStates)
+            if (Build.RunsMakinaStates && CorpusProject.LocalRepository(Build.MsGitUrl) is { } localMakinaStates)
             {
                 // stage2.sh installs makina-states from /docker/makina-states (the seed's volume) instead of cloning.
                 temporaryFolders.Add(CheckOutMakinaStates(localMakinaStates));
                 tree.Add(new InjectedTree.Source(temporaryFolders[^1], "/docker/makina-states/"));
             }
-            tree.Add(new InjectedTree.Source(BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName]));
+            tree.Add(new InjectedTree.Source(Build.BootstrapScriptsDirectory, BootstrapScriptsInContainer + "/", [StageScriptResolver.GeneratedManifestName]));
             tree.Add(new InjectedTree.Source(pathList, InjectedPathsInContainer));
-            await BootAndInjectAsync(tree, imagePaths, cancellationToken).ConfigureAwait(false);
+            var changed = new Dictionary<string, SentContent>(StringComparer.Ordinal);
+            await BootAndInjectAsync(tree, imagePaths, changed, cancellationToken).ConfigureAwait(false);
+            InjectedTreeFingerprint = FingerprintAsSent(injected, changed);
         }
         finally
         {
@@ -97,11 +82,25 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         }
     }
 
+    /// <summary>The injected tree's fingerprint with the files edited since Stage0 read them, as they were sent.</summary>
+    private string FingerprintAsSent(IReadOnlyList<InjectedTree.Node> injected, IReadOnlyDictionary<string, SentContent> changed)
+    {
+        var injectedFiles = injected.Select(n => n.HostPath).ToHashSet(StringComparer.Ordinal);
+        var edited = changed.Keys.Where(injectedFiles.Contains).Order(StringComparer.Ordinal).ToList();
+        var cache = ContentHashCache.Load(Path.Combine(Build.IntermediateDirectory, ContentHashCache.FileName));
+        var fingerprint = TreeFingerprint.Compute(injected, cache, changed);
+        if (edited.Count > 0)
+        {
+            LogCodedWarning(MsiCodes.InjectedFileChangedDuringBuild, MsiMessages.Format("InjectedFileChangedDuringBuild", edited.Count, string.Join(", ", edited.Take(3))), edited[0]);
+        }
+        return fingerprint;
+    }
+
     private string CheckOutMakinaStates(string repository) =>
-        CorpusProject.CheckOut(repository, MsGitBranch, detach: false, failure: output => MakinaStatesUnreachable(output));
+        CorpusProject.CheckOut(repository, Build.MsGitBranch, detach: false, failure: output => MakinaStatesUnreachable(output));
 
     private ImageBuildException MakinaStatesUnreachable(string why) =>
-        new(MsiCodes.MakinaStatesUnreachable, MsiMessages.Format("MakinaStatesUnreachable", MsGitUrl, MsGitBranch, why.Trim().TrimEnd('.')));
+        new(MsiCodes.MakinaStatesUnreachable, MsiMessages.Format("MakinaStatesUnreachable", Build.MsGitUrl, Build.MsGitBranch, why.Trim().TrimEnd('.')));
 
     /// <summary>Podman's archive API drops ACL xattrs: they are set again from the tree, inside the booted container.</summary>
     private async System.Threading.Tasks.Task RestoreAclsAsync(DockerEngine engine, string containerId, string acls, CancellationToken cancellationToken)
@@ -117,21 +116,22 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         Log.LogMessage(MessageImportance.Normal, "Stage2: the injected ACLs were set again inside the container (Podman's archive API drops them).");
     }
 
-    private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, IReadOnlySet<string> imagePaths, CancellationToken cancellationToken)
+    private async System.Threading.Tasks.Task BootAndInjectAsync(InjectedTree tree, IReadOnlySet<string> imagePaths, IDictionary<string, SentContent> changed,
+        CancellationToken cancellationToken)
     {
         var steps = new StepTimes();
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.Normal, "Stage2: systemd's cgroup: {0}.", identity.SystemdCgroupAccess);
-        var spec = SystemdContainerSpec.Create(Stage1ImageId, Stage2Name, ShellWords.Split(MsCommand).ToList(), StageContainerLabels("stage2", MsImage),
+        var spec = SystemdContainerSpec.Create(Stage1ImageId, Build.Stage2Name, ShellWords.Split(Build.MsCommand).ToList(), StageContainerLabels("stage2", Build.MsImage),
             identity.SystemdCgroupAccess, consoleTty: !identity.IsPodman);
-        if (Init == InitSystem.None)
+        if (Build.MsInit == InitSystem.None)
         {
             // MsInit=none: PID 1 only keeps the container up (the scripts run through exec); MsCommand is the committed Cmd.
             spec.Cmd = InitSystem.KeepAlive;
             spec.StopSignal = "SIGTERM";
         }
-        var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
+        var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, Build.MsDataDir, Build.MsImage, [Path.GetFileName(Build.BaseImagePath)], cancellationToken).ConfigureAwait(false), Build.MsDataDir, cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
         steps.Mark("create");
         try
@@ -139,10 +139,10 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             // Injected before the start, so systemd boots with the injected units in place.
             var watch = Stopwatch.StartNew();
             var existing = await ArchiveUpload.UploadAsync(engine, created.ID, tree, cancellationToken,
-                message => Log.LogMessage(MessageImportance.High, "Stage2: {0}", message)).ConfigureAwait(false);
+                message => Log.LogMessage(MessageImportance.High, "Stage2: {0}", message), changed).ConfigureAwait(false);
             Log.LogMessage(MessageImportance.Normal, "Stage2: injected {0} entries in {1:0.0} s.", tree.Nodes.Count, watch.Elapsed.TotalSeconds);
             steps.Mark("inject");
-            if (Build.PlatformEmulated && Init == InitSystem.Systemd)
+            if (Build.PlatformEmulated && Build.MsInit == InitSystem.Systemd)
             {
                 var masked = await EmulatedPlatformUnits.MaskAsync(engine, created.ID, cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.High, "Stage2: {0} under emulation: {1} masked in the build container only (they fail under qemu user mode; the image keeps them).",
@@ -151,9 +151,9 @@ public sealed class Stage2BootAndInject : ImageBuildTask
 
             await engine.Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
             steps.Mark("start");
-            if (Init == InitSystem.Systemd)
+            if (Build.MsInit == InitSystem.Systemd)
             {
-                await SystemdBoot.WaitAsync(engine, created.ID, TimeSpan.FromSeconds(BootTimeoutSeconds),
+                await SystemdBoot.WaitAsync(engine, created.ID, Build.BootTimeout,
                     message => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", message), cancellationToken).ConfigureAwait(false);
             }
             steps.Mark("boot");
@@ -161,7 +161,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             {
                 await RestoreAclsAsync(engine, created.ID, acls, cancellationToken).ConfigureAwait(false);
             }
-            foreach (var secret in BuildSecrets.Resolve(Secrets))
+            foreach (var secret in Build.BuildSecrets)
             {
                 await ContainerExec.WriteFileAsync(engine.Client, created.ID, $"{BuildSecrets.Directory}/{secret.Name}", secret.ReadValue(), cancellationToken).ConfigureAwait(false);
                 Log.LogMessage(MessageImportance.Normal, "Stage2: secret {0} is at {1}/{0}.", secret.Name, BuildSecrets.Directory);
@@ -170,7 +170,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             await ApplyExistingFolderMetadataAsync(engine, created.ID, tree, existing.Where(imagePaths.Contains).ToHashSet(StringComparer.Ordinal), cancellationToken).ConfigureAwait(false);
             var result = await RunStageScriptAsync(engine, created.ID, "Stage2", "stage2.sh", "stage2",
                 ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage2.sh"], cancellationToken).ConfigureAwait(false);
-            if (result.ExitCode == MakinaStatesUnavailableExitCode && MakinaStates)
+            if (result.ExitCode == MakinaStatesUnavailableExitCode && Build.RunsMakinaStates)
             {
                 // git's own complaint and stage2.sh's line naming what failed.
                 throw MakinaStatesUnreachable(string.Join("; ", result.LastLines.TakeLast(2)));
@@ -179,7 +179,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             {
                 throw new ImageBuildException(MsiCodes.Stage2ScriptFailed,
                     MsiMessages.Format("Stage2ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)),
-                    Path.Combine(BootstrapScriptsDirectory, "stage2.sh"));
+                    Path.Combine(Build.BootstrapScriptsDirectory, "stage2.sh"));
             }
             ContainerId = created.ID;
             steps.Mark("stage2.sh");
@@ -196,7 +196,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     private async System.Threading.Tasks.Task ApplyExistingFolderMetadataAsync(DockerEngine engine, string containerId, InjectedTree tree,
         IReadOnlySet<string> existing, CancellationToken cancellationToken)
     {
-        if (Injection.ExistingFolderMetadata.Script(tree, existing, Injection.ExistingFolderMetadata.Parse(ExistingFolderMetadata)) is not var (script, folders))
+        if (Injection.ExistingFolderMetadata.Script(tree, existing, Build.ExistingFolderMetadataMode) is not var (script, folders))
         {
             return;
         }
@@ -207,10 +207,10 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         if (result.ExitCode != 0)
         {
             throw new ImageBuildException(MsiCodes.ExistingFolderMetadataFailed, MsiMessages.Format("ExistingFolderMetadataFailed",
-                folders, ExistingFolderMetadata, result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+                folders, Build.MsExistingFolderMetadata, result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
         }
         Log.LogMessage(MessageImportance.Normal, "Stage2: {0} folder(s) the image already had took the injected ones' {1} (MsExistingFolderMetadata={2}).",
-            folders, Injection.ExistingFolderMetadata.Parse(ExistingFolderMetadata) == Injection.ExistingFolderMetadata.All ? "owner, mode, ACLs and xattrs" : "ACLs and xattrs",
-            ExistingFolderMetadata);
+            folders, Build.ExistingFolderMetadataMode == Injection.ExistingFolderMetadata.All ? "owner, mode, ACLs and xattrs" : "ACLs and xattrs",
+            Build.MsExistingFolderMetadata);
     }
 }

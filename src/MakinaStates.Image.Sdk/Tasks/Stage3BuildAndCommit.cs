@@ -17,28 +17,18 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     /// <summary>From Stage2: the booted build container.</summary>
     [Required] public string ContainerId { get; set; } = "";
 
-    /// <summary>MsLabel items and the generated org.opencontainers.image.* labels, created stamped now (Value metadata).</summary>
-    public ITaskItem[] Labels { get; set; } = [];
+    /// <summary>From Stage2: the injected tree's fingerprint as it was sent (the key's tree line).</summary>
+    [Required] public string InjectedTreeFingerprint { get; set; } = "";
 
     private const int StopTimeoutSeconds = 60;
-
-    // From the build description: the settings, and what Stage0 resolved (candidate, init, inputs key, commit).
-    private string MsImage => Build.MsImage;
-    private string MsCommand => Build.MsCommand;
-    private string ImageCandidate => Build.ImageCandidate;
-    private string Init => Build.MsInit;
-    private string DoSnapshot => Build.MsDoSnapshot;
-    private string InputsKey => Build.InputsKey;
-    private ITaskItem[] EnvironmentVariables => Description.TaskItems(Build.EnvironmentVariables);
-    private ITaskItem[] Ports => Description.TaskItems(Build.Ports);
-    private ITaskItem[] Volumes => Description.TaskItems(Build.Volumes);
-    private string CorpusCommit => Build.CorpusCommit;
 
     [Output] public ITaskItem? Candidate { get; private set; }
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         var steps = new StepTimes();
+        // The key describes what is in the image: Stage0's, with the tree as Stage2 sent it.
+        var key = InputsKey.Parse(Build.InputsKeyText).WithTree(InjectedTreeFingerprint);
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         string? temporaryReference = null;
         var containerRemoved = false;
@@ -54,13 +44,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             }
             steps.Mark("stage3.sh");
 
-            if (string.Equals(DoSnapshot, "yes", StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(Build.MsDoSnapshot, "yes", StringComparison.OrdinalIgnoreCase))
             {
                 await RunStepAsync(engine, "snapshot.sh", MsiCodes.SnapshotFailed, nameof(MsiCodes.SnapshotFailed), cancellationToken).ConfigureAwait(false);
             }
             else
             {
-                Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", DoSnapshot);
+                Log.LogMessage(MessageImportance.Normal, "Stage3: MsDoSnapshot={0}: the image keeps machine id, keys, logs and caches.", Build.MsDoSnapshot);
             }
             steps.Mark("snapshot.sh");
             // Then, in the same exec: /docker held the build-time scripts, not image content. The secrets live in the /run
@@ -68,12 +58,12 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken,
                 then: $"{EmulatedPlatformUnits.RemoveCommand}; rm -rf /docker {Settings.BuildSecrets.Directory}").ConfigureAwait(false);
             steps.Mark("save-acls.sh and clean /docker");
-            if (Init == InitSystem.None)
+            if (Build.MsInit == InitSystem.None)
             {
                 await WarnAboutAclsWithoutInitAsync(engine, cancellationToken).ConfigureAwait(false);
             }
 
-            if (Build.PlatformEmulated && Init == InitSystem.Systemd)
+            if (Build.PlatformEmulated && Build.MsInit == InitSystem.Systemd)
             {
                 await StopEmulatedSystemdAsync(engine, cancellationToken).ConfigureAwait(false);
             }
@@ -81,14 +71,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             await engine.Client.Containers.StopContainerAsync(ContainerId, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)StopTimeoutSeconds }, cancellationToken).ConfigureAwait(false);
             steps.Mark("stop");
 
-            var image = ImageReference.Parse(MsImage, "MsImage");
             // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
             // previous candidate, and the new image is never untagged (a concurrent prune cannot take it).
-            var (repository, tag) = ImageReference.SplitTag(ImageCandidate);
+            var (repository, tag) = ImageReference.SplitTag(Build.ImageCandidate);
             var temporaryTag = $"build-{BuildId}";
             temporaryReference = $"{repository}:{temporaryTag}";
             CommitContainerChangesResponse commit;
-            using (TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
+            using (TransferProgress.Every(elapsed => $"Stage3: committing {Build.ImageCandidate}… {elapsed.TotalSeconds:0} s",
                 message => Log.LogMessage(MessageImportance.High, "{0}", message)))
             {
                 commit = await engine.CommitAsync(new CommitContainerChangesParameters
@@ -96,13 +85,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                     ContainerID = ContainerId,
                     RepositoryName = repository,
                     Tag = temporaryTag,
-                    Cmd = ShellWords.Split(MsCommand).ToList(),
-                    StopSignal = Init == InitSystem.None ? "SIGTERM" : SystemdContainerSpec.StopSignal,
+                    Cmd = ShellWords.Split(Build.MsCommand).ToList(),
+                    StopSignal = Build.MsInit == InitSystem.None ? "SIGTERM" : SystemdContainerSpec.StopSignal,
                     // The container's own Env (the base image's PATH among it) is merged in by the engine.
-                    Env = ["container=docker", .. ImageConfiguration.Environment(EnvironmentVariables)],
-                    ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
-                    Volumes = ImageConfiguration.Volumes(Volumes),
-                    Labels = ImageLabels(CommitLabels()),
+                    Env = ["container=docker", .. Build.ImageEnvironment],
+                    ExposedPorts = Build.ExposedPorts,
+                    Volumes = Build.ImageVolumes,
+                    Labels = ImageLabels(CommitLabels(key)),
                 }, cancellationToken).ConfigureAwait(false);
             }
             steps.Mark("commit");
@@ -116,18 +105,11 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             await PrunePreviousImagesAsync(engine).ConfigureAwait(false);
 
             var committed = await engine.Client.Images.InspectImageAsync(commit.ID, cancellationToken).ConfigureAwait(false);
-            var item = new TaskItem(ImageCandidate);
-            item.SetMetadata("ImageId", commit.ID);
-            item.SetMetadata("Size", committed.Size.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            item.SetMetadata("CommitId", CorpusCommit);
-            item.SetMetadata("Repository", image.Repository);
-            item.SetMetadata("Tag", tag);
-            item.SetMetadata("Platform", Build.Platform);
-            Candidate = item;
+            Candidate = CandidateItem.Create(Build, commit.ID, committed.Size);
             steps.Mark("tag, remove container, prune");
             if (await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false) is { } tarball)
             {
-                RecordKeyWithWrittenBase(tarball, commit.ID);
+                RecordKeyWithWrittenBase(key, tarball, commit.ID);
             }
             steps.Mark("base tarball");
         }
@@ -187,31 +169,38 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     }
 
     /// <summary>This build keyed the candidate on a base that did not exist yet: the key with the written tarball is its alias.</summary>
-    private void RecordKeyWithWrittenBase(string tarball, string candidateId)
+    private void RecordKeyWithWrittenBase(InputsKey key, string tarball, string candidateId)
     {
-        if (Build.InputsKeyText.Length == 0 || Build.IntermediateDirectory.Length == 0 || tarball != Build.BaseImagePath
-            || Mono.Unix.Native.Syscall.lstat(tarball, out var stat) != 0)
+        if (key.Base != InputsKey.MissingBase || tarball != Build.BaseImagePath || Mono.Unix.Native.Syscall.lstat(tarball, out var stat) != 0)
         {
             return;
         }
-        var cache = Injection.ContentHashCache.Load(Path.Combine(Build.IntermediateDirectory, "content-hashes.tsv"));
+        var cache = Injection.ContentHashCache.Load(Path.Combine(Build.IntermediateDirectory, Injection.ContentHashCache.FileName));
         var written = cache.HashOf(tarball, stat);
         cache.Save();
-        CandidateKey.WriteAlias(Build.IntermediateDirectory, candidateId, CandidateKey.Of(CandidateKey.WithBase(Build.InputsKeyText, Build.InputsKeyBase, written)));
+        key.WithBase(written).RecordAlias(candidateId, Build.IntermediateDirectory);
     }
 
-    private Dictionary<string, string> CommitLabels()
+    /// <summary>The description's labels (generated, then MsLabel), created stamped now, then the SDK's own.</summary>
+    private Dictionary<string, string> CommitLabels(InputsKey key)
     {
-        var labels = ImageConfiguration.Labels(Labels);
-        labels[BuildLabels.Image] = MsImage;
-        labels[BuildLabels.InputsKey] = InputsKey;
-        if (CorpusCommit.Length > 0)
+        var labels = ImageConfiguration.Labels(Description.TaskItems(Build.Labels));
+        if (Build.IsTrue(Build.MsGenerateLabelCreated))
         {
-            labels[BuildLabels.CorpusCommit] = CorpusCommit;
-            labels["org.opencontainers.image.revision"] = CorpusCommit;
+            // Not an input (it would make every build out of date): stamped at the commit.
+            labels[CreatedLabel] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        labels[BuildLabels.Image] = Build.MsImage;
+        labels[BuildLabels.InputsKey] = key.Value;
+        if (Build.CorpusCommit.Length > 0)
+        {
+            labels[BuildLabels.CorpusCommit] = Build.CorpusCommit;
+            labels["org.opencontainers.image.revision"] = Build.CorpusCommit;
         }
         return labels;
     }
+
+    private const string CreatedLabel = "org.opencontainers.image.created";
 
     /// <summary>Without init no unit puts back the ACLs and xattrs that the commit drops (from the tree or stage3.sh): say so.</summary>
     private async System.Threading.Tasks.Task WarnAboutAclsWithoutInitAsync(DockerEngine engine, CancellationToken cancellationToken)
@@ -253,12 +242,12 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 Filters = new Dictionary<string, IDictionary<string, bool>>
                 {
                     ["dangling"] = new Dictionary<string, bool> { ["true"] = true },
-                    ["label"] = new Dictionary<string, bool> { [$"{BuildLabels.Image}={MsImage}"] = true },
+                    ["label"] = new Dictionary<string, bool> { [$"{BuildLabels.Image}={Build.MsImage}"] = true },
                 },
             }, CleanupToken()).ConfigureAwait(false);
             if (pruned.ImagesDeleted is { Count: > 0 } deleted)
             {
-                Log.LogMessage(MessageImportance.Low, "Removed {0} replaced image layer(s) of {1}.", deleted.Count, MsImage);
+                Log.LogMessage(MessageImportance.Low, "Removed {0} replaced image layer(s) of {1}.", deleted.Count, Build.MsImage);
             }
         }
         catch (Docker.DotNet.DockerApiException e)

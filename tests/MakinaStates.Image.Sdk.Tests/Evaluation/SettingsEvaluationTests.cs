@@ -86,10 +86,12 @@ public sealed class SettingsEvaluationTests
         Assert.AreEqual("systemd", project.GetPropertyValue("MsInit"), "the project wins over MS_INIT");
         Assert.AreEqual("all", project.GetPropertyValue("MsExistingFolderMetadata"));
         Assert.AreEqual("/srv/mirrors/makina-states", project.GetPropertyValue("MsGitUrl"));
-        var shaping = project.GetItems("MsShapingSetting").ToDictionary(i => i.EvaluatedInclude, i => i.GetMetadataValue("Value"));
-        Assert.AreEqual("false", shaping["MsMakinaStates"]);
-        Assert.AreEqual("systemd", shaping["MsInit"]);
-        Assert.AreEqual("all", shaping["MsExistingFolderMetadata"]);
+        // They shape the image: each is in the inputs key (Settings/InputsKey.cs).
+        var keyed = new MakinaStates.Image.Sdk.Settings.BuildDescription { MsMakinaStates = "false", MsInit = "systemd", MsExistingFolderMetadata = "all" }
+            .KeyedSettings().ToDictionary(s => s.Name, s => s.Value);
+        Assert.AreEqual("false", keyed["MsMakinaStates"]);
+        Assert.AreEqual("systemd", keyed["MsInit"]);
+        Assert.AreEqual("all", keyed["MsExistingFolderMetadata"]);
         // The scripts see them (resolved by Stage0) as MS_*.
         var environment = new MakinaStates.Image.Sdk.Settings.BuildDescription { MsMakinaStates = "false", MsInit = "systemd", MsExistingFolderMetadata = "all" }.StageEnvironment();
         foreach (var variable in new[] { "MS_MAKINASTATES=false", "MS_INIT=systemd", "MS_EXISTING_FOLDER_METADATA=all" })

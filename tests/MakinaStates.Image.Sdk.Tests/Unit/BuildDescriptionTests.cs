@@ -35,13 +35,15 @@ public sealed class BuildDescriptionTests
     [TestMethod]
     public void Sdk_targets_names_each_engine_setting_once_and_the_seed_variables_once()
     {
-        var targets = File.ReadAllText(Path.Combine(Repository.Root, "sdk", "Sdk.targets"));
+        var settings = File.ReadAllText(Path.Combine(Repository.Root, "sdk", "Sdk.Settings.targets"));
+        var targets = settings + string.Concat(new[] { "Sdk.targets", "Sdk.Platforms.targets", "Sdk.Pipeline.targets" }
+            .Select(f => File.ReadAllText(Path.Combine(Repository.Root, "sdk", f))));
         foreach (var setting in new[] { "$(MsDockerHost)", "$(MsDockerCertPath)", "$(MsDockerTlsVerify)", "$(MsDockerRemote)" })
         {
             Assert.AreEqual(1, Occurrences(targets, setting), setting);
         }
         // The seed's variables are read by the defaults only; after them, no MS_* name appears.
-        var afterDefaults = targets[targets.IndexOf("<UsingTask", StringComparison.Ordinal)..];
+        var afterDefaults = targets[targets.IndexOf("<Target Name=\"MsResolveSettings\"", StringComparison.Ordinal)..];
         foreach (var (name, _) in new BuildDescription().SeedSettings())
         {
             Assert.AreEqual(0, Occurrences(afterDefaults, $"$({name})"), $"{name} is read outside the defaults");
@@ -52,7 +54,7 @@ public sealed class BuildDescriptionTests
     [TestMethod]
     public void Every_setting_the_targets_pass_exists_in_the_description()
     {
-        var targets = System.Xml.Linq.XDocument.Load(Path.Combine(Repository.Root, "sdk", "Sdk.targets"));
+        var targets = System.Xml.Linq.XDocument.Load(Path.Combine(Repository.Root, "sdk", "Sdk.Settings.targets"));
         var passed = targets.Descendants().Where(e => e.Name.LocalName == "_MsSetting").Select(e => (string)e.Attribute("Include")!).ToList();
         Assert.IsTrue(passed.Count > 20);
         foreach (var name in passed)

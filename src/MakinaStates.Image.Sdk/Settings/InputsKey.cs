@@ -1,0 +1,138 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace MakinaStates.Image.Sdk.Settings;
+
+/// <summary>
+/// The inputs key: one hash of everything that shapes the candidate (the SDK, the platform, the base, the scripts, the
+/// build description's settings and items, the injected tree, the corpus commit). The candidate carries it as a label;
+/// when the candidate on the engine carries the key of this build, nothing needs to run.
+/// <para>
+/// This type is the key's one home: it composes the key from the build description (at execution time, so a target
+/// that changes a setting before MsResolveSettings changes the key too), matches it against a candidate, and keeps the
+/// two amendments a build can make to it once Stage0 wrote it: the tree as it was really sent (a file edited while the
+/// build ran), and the base tarball a cold build wrote (keyed as <c>missing</c> at Stage0, recorded as an alias in
+/// obj/msimage/ so the next build is up to date).
+/// </para>
+/// </summary>
+public sealed class InputsKey
+{
+    private const string AliasFile = "candidate-key-alias";
+
+    /// <summary>The base line's value when the base does not exist yet (a cold build).</summary>
+    public const string MissingBase = "missing";
+    private const string BaseLine = "base";
+    private const string TreeLine = "tree";
+
+    private InputsKey(string text)
+    {
+        Text = text;
+        Value = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    }
+
+    /// <summary>What the key is the hash of, one "name=value" line per input (kept in the build description).</summary>
+    public string Text { get; }
+
+    /// <summary>The key itself: the SHA-256 of <see cref="Text"/>, as the candidate's label holds it.</summary>
+    public string Value { get; }
+
+    /// <summary>The key as Stage0 wrote it into the build description.</summary>
+    public static InputsKey Parse(string text) => new(text);
+
+    /// <param name="baseValue">The base tarball's content hash, the MsBase image id, or <c>missing</c>.</param>
+    /// <param name="scripts">Each file sent to the stage containers (name, content hash).</param>
+    /// <param name="treeFingerprint">The injected tree's fingerprint (<see cref="Injection.TreeFingerprint"/>).</param>
+    public static InputsKey Compose(BuildDescription build, string sdk, string baseValue, IEnumerable<(string Name, string Hash)> scripts,
+        string treeFingerprint)
+    {
+        var text = new StringBuilder();
+        // A value's own line breaks are escaped: one line per input, whatever the values hold.
+        void Line(string name, string value) => text.Append(name).Append('=').Append(value.Replace("\\", "\\\\").Replace("\n", "\\n")).Append('\n');
+        Line("sdk", sdk);
+        Line("platform", build.Platform);
+        Line(BaseLine, baseValue);
+        foreach (var (name, hash) in scripts)
+        {
+            Line("script:" + name, hash);
+        }
+        foreach (var (name, value) in build.KeyedSettings())
+        {
+            Line(name, value);
+        }
+        // The items that shape the image's config and the build; InjectedVolume items are the tree below.
+        foreach (var label in build.Labels)
+        {
+            Line("Label:" + label.Spec, Metadata(label, "Value"));
+        }
+        foreach (var variable in build.EnvironmentVariables)
+        {
+            Line("Env:" + variable.Spec, Metadata(variable, "Value"));
+        }
+        foreach (var port in build.Ports)
+        {
+            Line("Port:" + port.Spec, Metadata(port, "Type"));
+        }
+        foreach (var volume in build.Volumes)
+        {
+            Line("Volume:" + volume.Spec, "");
+        }
+        foreach (var secret in build.Secrets)
+        {
+            // Where its value comes from, never the value: secrets are not in the image.
+            Line("Secret:" + secret.Spec, Metadata(secret, "File") + Metadata(secret, "EnvironmentVariable"));
+        }
+        Line(TreeLine, treeFingerprint);
+        Line("corpus", build.CorpusCommit);
+        return new InputsKey(text.ToString());
+    }
+
+    private static string Metadata(BuildDescription.Item item, string name) => item.Metadata.TryGetValue(name, out var value) ? value : "";
+
+    /// <summary>The base line's value: <c>missing</c> when Stage0 ran before the base tarball existed.</summary>
+    public string Base => Read(BaseLine);
+
+    /// <summary>The tree line's value.</summary>
+    public string Tree => Read(TreeLine);
+
+    /// <summary>The same inputs, with the base written since.</summary>
+    public InputsKey WithBase(string baseValue) => With(BaseLine, baseValue);
+
+    /// <summary>The same inputs, with the tree as it was sent (it differs when a file was edited during the build).</summary>
+    public InputsKey WithTree(string treeFingerprint) => With(TreeLine, treeFingerprint);
+
+    /// <summary>The candidate was built from these inputs: its label is this key, or this key is the alias recorded for it.</summary>
+    public bool IsCarriedBy(string candidateId, string? candidateLabel, string intermediateDirectory) =>
+        candidateLabel == Value || IsAliasOf(candidateId, intermediateDirectory);
+
+    /// <summary>Records this key as another name of the candidate (it was labelled with the key of a base not yet written).</summary>
+    public void RecordAlias(string candidateId, string intermediateDirectory)
+    {
+        Directory.CreateDirectory(intermediateDirectory);
+        File.WriteAllText(Path.Combine(intermediateDirectory, AliasFile), $"{candidateId} {Value}\n");
+    }
+
+    private bool IsAliasOf(string candidateId, string intermediateDirectory)
+    {
+        var path = intermediateDirectory.Length > 0 ? Path.Combine(intermediateDirectory, AliasFile) : null;
+        return path is not null && File.Exists(path) && File.ReadAllText(path).Trim() == $"{candidateId} {Value}";
+    }
+
+    private string Read(string name)
+    {
+        var prefix = name + "=";
+        return Text.Split('\n').Single(line => line.StartsWith(prefix, StringComparison.Ordinal))[prefix.Length..];
+    }
+
+    private InputsKey With(string name, string value)
+    {
+        var prefix = name + "=";
+        var lines = Text.Split('\n');
+        var index = Array.FindIndex(lines, line => line.StartsWith(prefix, StringComparison.Ordinal));
+        if (index < 0)
+        {
+            throw new InvalidOperationException($"The inputs key has no {name} line.");
+        }
+        lines[index] = prefix + value;
+        return new InputsKey(string.Join('\n', lines));
+    }
+}

@@ -1,0 +1,56 @@
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Injection;
+using MakinaStates.Image.Sdk.Scripts;
+using MakinaStates.Image.Sdk.Settings;
+using Microsoft.Build.Framework;
+
+namespace MakinaStates.Image.Sdk.Tasks;
+
+/// <summary>Stage0's up-to-date check: this build's inputs key (<see cref="Settings.InputsKey"/>) against the candidate's.</summary>
+public sealed partial class Stage0PrepareBuild
+{
+    /// <summary>Changes with every build of the SDK: a new SDK may make another image of the same inputs.</summary>
+    private static readonly string SdkIdentity = typeof(Stage0PrepareBuild).Assembly.ManifestModule.ModuleVersionId.ToString();
+
+    /// <summary>
+    /// Composes the key from the description as it now is (every setting resolved), the base, the scripts and the tree,
+    /// and writes its text into the description. When the candidate carries it, the build is up to date.
+    /// </summary>
+    private async System.Threading.Tasks.Task CheckUpToDateAsync(DockerEngine engine, InjectedTree tree, bool isScratch, CancellationToken cancellationToken)
+    {
+        var build = Build;
+        var cache = ContentHashCache.Load(Path.Combine(IntermediateDirectory, ContentHashCache.FileName));
+        string baseValue;
+        if (isScratch)
+        {
+            baseValue = Mono.Unix.Native.Syscall.lstat(build.BaseImagePath, out var stat) == 0 ? cache.HashOf(build.BaseImagePath, stat) : InputsKey.MissingBase;
+            build.BaseTarballHash = baseValue == InputsKey.MissingBase ? "" : baseValue[..16];
+        }
+        else
+        {
+            baseValue = (await engine.TryInspectImageAsync(build.MsBase, cancellationToken).ConfigureAwait(false))?.ID ?? InputsKey.MissingBase;
+        }
+        // Every file sent to the stage containers, at any depth (helpers, lib/, data files beside the scripts).
+        // stage0.sh and Dockerfile.stage0 shape only the base tarball, which is in the key by its content.
+        var scripts = StageScriptResolver.Files(build.BootstrapScriptsDirectory)
+            .Where(f => f.Name is not ("stage0.sh" or "Dockerfile.stage0"))
+            .Select(f => (f.Name, StageScriptResolver.Hash(f.Path)));
+        var fingerprinting = System.Diagnostics.Stopwatch.StartNew();
+        var key = InputsKey.Compose(build, SdkIdentity, baseValue, scripts, TreeFingerprint.Compute(tree.Nodes, cache));
+        Log.LogMessage(MessageImportance.Normal, "Inputs key {0} (tree fingerprint in {1} ms).", key.Value[..12], fingerprinting.ElapsedMilliseconds);
+        cache.Save();
+        build.InputsKeyText = key.Text;
+
+        if (build.IsTrue(build.MsForceRebuild) || build.IsTrue(build.MsRebuildBase) || baseValue == InputsKey.MissingBase)
+        {
+            return;
+        }
+        var candidate = await engine.TryInspectImageAsync(build.ImageCandidate, cancellationToken).ConfigureAwait(false);
+        if (candidate is not null && key.IsCarriedBy(candidate.ID, (candidate.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.InputsKey, out var label) ? label : null), IntermediateDirectory))
+        {
+            UpToDate = true;
+            Candidate = CandidateItem.Create(build, candidate.ID, candidate.Size);
+            Log.LogMessage(MessageImportance.High, "{0} is up to date (inputs key {1}): no container started.", build.ImageCandidate, key.Value[..12]);
+        }
+    }
+}
