@@ -79,6 +79,8 @@ public static class InjectedTreeArchive
         {
             await writer.WriteEntryAsync(entry with { Size = opened.st_size }, hashing, cancellationToken).ConfigureAwait(false);
             ThrowIfChangedWhileSent(content, node.HostPath, opened);
+            // The entry took exactly the file's size: reading on meets the end of the file, which finalizes the hash.
+            await hashing.CopyToAsync(System.IO.Stream.Null, cancellationToken).ConfigureAwait(false);
         }
         changed?.Add(node.HostPath, new SentContent(opened.st_size, Convert.ToHexStringLower(sha.Hash!)));
     }

@@ -45,7 +45,7 @@ public sealed partial class PushToRegistry : ImageBuildTask
 
     private async Task<List<ITaskItem>> PushAsync(CancellationToken cancellationToken)
     {
-        var image = ImageReference.Parse(Build.MsImage, "MsImage");
+        var image = Build.Image;
         var registry = string.IsNullOrWhiteSpace(Build.MsRegistry) ? image.Registry : Build.MsRegistry.Trim().TrimEnd('/');
         if (registry is null)
         {

@@ -13,7 +13,7 @@ public sealed class RemoveImageProjectImages : SettingsTask
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        var image = ImageReference.Parse(Build.MsImage, "MsImage");
+        var image = Build.Image;
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         // Every platform's: candidate and candidate-<arch>, the stage1 images (latest, and <arch> for emulated platforms).
         var stage1Repository = ImageReference.SplitTag(image.Stage1).Repository;

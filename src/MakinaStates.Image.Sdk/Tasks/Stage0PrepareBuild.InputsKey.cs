@@ -37,7 +37,7 @@ public sealed partial class Stage0PrepareBuild
             .Select(f => (f.Name, StageScriptResolver.Hash(f.Path)));
         var fingerprinting = System.Diagnostics.Stopwatch.StartNew();
         var key = InputsKey.Compose(build, SdkIdentity, baseValue, scripts, TreeFingerprint.Compute(tree.Nodes, cache));
-        Log.LogMessage(MessageImportance.Normal, "Inputs key {0} (tree fingerprint in {1} ms).", key.Value[..12], fingerprinting.ElapsedMilliseconds);
+        Log.LogMessage(MessageImportance.Normal, "Injected tree fingerprint in {0} ms; inputs key {1}.", fingerprinting.ElapsedMilliseconds, key.Value[..12]);
         cache.Save();
         build.InputsKeyText = key.Text;
 

@@ -22,14 +22,14 @@ public sealed class ExtensionPointTests
         project.Write("Directory.Build.targets", """
             <Project>
               <Target Name="SolutionWideHook" AfterTargets="MsStage0">
-                <Message Importance="high" Text="Directory.Build.targets hook ran after Stage0 of build $(MsBuildId)" />
+                <Message Importance="high" Text="Directory.Build.targets hook ran after Stage0, description $(MsBuildDescription)" />
               </Target>
             </Project>
             """);
         var build = await project.BuildAsync("-t:MsStage0");
         Assert.IsTrue(build.Succeeded, build.Output);
         Assert.IsNotNull(build.BuildId, build.Output);
-        StringAssert.Contains(build.Output, $"Directory.Build.targets hook ran after Stage0 of build {build.BuildId}");
+        StringAssert.Contains(build.Output, $"Directory.Build.targets hook ran after Stage0, description {Path.Combine(project.Directory, "obj", "msimage", "build.json")}");
     }
 
     [TestMethod]

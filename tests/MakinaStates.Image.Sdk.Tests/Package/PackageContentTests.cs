@@ -15,7 +15,7 @@ public sealed class PackageContentTests
 
         foreach (var expected in new[]
         {
-            "Sdk/Sdk.props", "Sdk/Sdk.targets",
+            "Sdk/Sdk.props", "Sdk/Sdk.targets", "Sdk/Sdk.Settings.targets", "Sdk/Sdk.Platforms.targets", "Sdk/Sdk.Pipeline.targets",
             "tasks/net10.0/MakinaStates.Image.Sdk.Tasks.dll", "tasks/net10.0/MakinaStates.Image.Sdk.Tasks.deps.json",
             "tasks/net10.0/Docker.DotNet.dll", "tasks/net10.0/Docker.DotNet.Unix.dll",
             "tasks/net10.0/runtimes/linux-x64/lib/netstandard2.0/Mono.Posix.NETStandard.dll",
@@ -52,7 +52,7 @@ public sealed class PackageContentTests
         var taskFolders = package.Entries.Where(e => e.FullName.StartsWith("tasks/", StringComparison.Ordinal))
             .Select(e => e.FullName.Split('/')[1]).Distinct().ToList();
         CollectionAssert.AreEqual(new[] { "net10.0" }, taskFolders);
-        using var reader = new StreamReader(package.GetEntry("Sdk/Sdk.targets")!.Open());
+        using var reader = new StreamReader(package.GetEntry("Sdk/Sdk.Pipeline.targets")!.Open());
         var targets = System.Xml.Linq.XDocument.Parse(reader.ReadToEnd());
         var check = targets.Root!.Elements().Single(e => e.Name.LocalName == "Target" && (string?)e.Attribute("Name") == "_MsCheckMSBuildRuntime");
         var error = check.Elements().Single(e => e.Name.LocalName == "Error");
@@ -67,7 +67,7 @@ public sealed class PackageContentTests
     {
         Repository.RequirePackedSdk();
         using var package = ZipFile.OpenRead(Repository.Package);
-        foreach (var (entry, source) in new[] { ("Sdk/Sdk.targets", "sdk/Sdk.targets"), ("stage-scripts/stage1.sh", "stage-scripts/stage1.sh") })
+        foreach (var (entry, source) in new[] { ("Sdk/Sdk.targets", "sdk/Sdk.targets"), ("Sdk/Sdk.Pipeline.targets", "sdk/Sdk.Pipeline.targets"), ("stage-scripts/stage1.sh", "stage-scripts/stage1.sh") })
         {
             using var reader = new StreamReader(package.GetEntry(entry)!.Open());
             Assert.AreEqual(File.ReadAllText(Path.Combine(Repository.Root, source)), reader.ReadToEnd(), $"{entry} is stale: pack again");
