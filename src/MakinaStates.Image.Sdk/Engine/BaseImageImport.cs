@@ -134,14 +134,8 @@ public static class BaseImageImport
         var previous = File.Exists(record) ? (await File.ReadAllTextAsync(record, cancellationToken).ConfigureAwait(false)).Trim() : "";
         if (previous.Length > 0 && previous != reference)
         {
-            try
-            {
-                await engine.Client.Images.DeleteImageAsync(previous, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Docker.DotNet.DockerApiException)
-            {
-                // Already gone, still the parent of a stage1 image, or used by a container: it stays.
-            }
+            // Already gone, still the parent of a stage1 image, or used by a container: it stays.
+            await engine.RemoveImageIfPresentAsync(previous, cancellationToken).ConfigureAwait(false);
         }
         try
         {

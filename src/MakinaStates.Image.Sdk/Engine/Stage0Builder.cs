@@ -63,13 +63,7 @@ public static class Stage0Builder
         if (existing is not null && existing.ID != built.ID)
         {
             // Replaced: the old builder goes (unless a container still uses it).
-            try
-            {
-                await engine.Client.Images.DeleteImageAsync(existing.ID, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Docker.DotNet.DockerApiException)
-            {
-            }
+            await engine.RemoveImageIfPresentAsync(existing.ID, cancellationToken).ConfigureAwait(false);
         }
         return built.ID;
     }
