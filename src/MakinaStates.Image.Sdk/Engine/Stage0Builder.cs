@@ -82,8 +82,7 @@ public static class Stage0Builder
             var (exitCode, lastLines) = await ContainerRun.RunToExitAsync(engine, created.ID, log, cancellationToken).ConfigureAwait(false);
             if (exitCode != 0)
             {
-                throw new ImageBuildException(MsiCodes.BaseCreationFailed,
-                    MsiMessages.Format("BaseCreationFailed_2", builderImage, exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)));
+                throw ImageBuildException.ScriptFailed(MsiCodes.BaseCreationFailed, "BaseCreationFailed_2", exitCode, lastLines, details: builderImage);
             }
 
             var made = 0;

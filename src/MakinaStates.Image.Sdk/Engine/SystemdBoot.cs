@@ -58,8 +58,7 @@ public static class SystemdBoot
         if (state.State is { Running: false })
         {
             var output = await LastOutputAsync(engine, containerId, cancellationToken).ConfigureAwait(false);
-            throw new ImageBuildException(MsiCodes.SystemdDidNotBoot,
-                MsiMessages.Format("SystemdDidNotBoot", state.State.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, output)));
+            throw ImageBuildException.ScriptFailed(MsiCodes.SystemdDidNotBoot, "SystemdDidNotBoot", state.State.ExitCode, output);
         }
     }
 

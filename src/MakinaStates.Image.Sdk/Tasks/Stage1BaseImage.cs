@@ -94,8 +94,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage1.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
-                throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
-                    MsiMessages.Format("Stage1ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)), Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
+                throw ImageBuildException.ScriptFailed(MsiCodes.Stage1ScriptFailed, "Stage1ScriptFailed", result.ExitCode, result.LastLines,
+                    Path.Combine(BootstrapScriptsDirectory, "stage1.sh"));
             }
             _steps.Mark("stage1.sh");
             // /docker holds the build-time scripts only: it must not reach the committed image.
@@ -212,8 +212,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 {
                     File.Delete(raw);
                 }
-                throw new ImageBuildException(MsiCodes.BaseCreationFailed,
-                    MsiMessages.Format("BaseCreationFailed_4", exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)), script);
+                throw ImageBuildException.ScriptFailed(MsiCodes.BaseCreationFailed, "BaseCreationFailed_4", exitCode, lastLines, script);
             }
             return false;
         }

@@ -49,8 +49,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
-                throw new ImageBuildException(MsiCodes.Stage3ScriptFailed,
-                    MsiMessages.Format("Stage3ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+                throw ImageBuildException.ScriptFailed(MsiCodes.Stage3ScriptFailed, "Stage3ScriptFailed", result.ExitCode, result.LastLines);
             }
             steps.Mark("stage3.sh");
 
@@ -235,8 +234,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", script, script, command, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
-            throw new ImageBuildException(code,
-                MsiMessages.Format(text, result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+            throw ImageBuildException.ScriptFailed(code, text, result.ExitCode, result.LastLines);
         }
     }
 
