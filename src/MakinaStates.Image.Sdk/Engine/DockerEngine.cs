@@ -153,6 +153,30 @@ public sealed class DockerEngine : IDisposable
         return await Client.Images.CommitContainerChangesAsync(commit, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Commits a container as <paramref name="reference"/> (repository:tag): under a build-private tag first, then the
+    /// real tag once the commit is complete. A failed or cancelled commit never touches the image the real tag named, and
+    /// the new image is never untagged in between (a concurrent prune cannot take it). The private tag is dropped
+    /// whatever happens; after success the image keeps its real tag.
+    /// </summary>
+    public async Task<CommitContainerChangesResponse> CommitUnderTemporaryTagAsync(CommitContainerChangesParameters commit, string reference, string buildId,
+        CancellationToken cancellationToken)
+    {
+        var (repository, tag) = ImageReference.SplitTag(reference);
+        commit.RepositoryName = repository;
+        commit.Tag = $"build-{buildId}";
+        try
+        {
+            var committed = await CommitAsync(commit, cancellationToken).ConfigureAwait(false);
+            await Client.Images.TagImageAsync(committed.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+            return committed;
+        }
+        finally
+        {
+            await UntagAsync($"{repository}:{commit.Tag}").ConfigureAwait(false);
+        }
+    }
+
     /// <summary>A 404: the image or container is not there (Docker.DotNet's NotFound exceptions are DockerApiExceptions too).</summary>
     public static bool IsGone(DockerApiException e) => e.StatusCode == System.Net.HttpStatusCode.NotFound;
 

@@ -84,7 +84,6 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", MsImage),
         }, engine, MsDataDir, MsImage, [Path.GetFileName(BaseImagePath)], cancellationToken).ConfigureAwait(false), MsDataDir, cancellationToken).ConfigureAwait(false);
-        string? temporaryReference = null;
         try
         {
             await ArchiveUpload.UploadAsync(engine, container.ID, BootstrapScriptsTree(), cancellationToken).ConfigureAwait(false);
@@ -103,30 +102,19 @@ public sealed class Stage1BaseImage : ImageBuildTask
             await engine.Client.Containers.StopContainerAsync(container.ID, new ContainerStopParameters { WaitBeforeKillSeconds = 10 }, cancellationToken).ConfigureAwait(false);
             _steps.Mark("stop");
 
-            var (repository, tag) = ImageReference.SplitTag(Stage1Image);
-            var temporaryTag = $"build-{BuildId}";
-            temporaryReference = $"{repository}:{temporaryTag}";
-            var commit = await engine.CommitAsync(new CommitContainerChangesParameters
+            var commit = await engine.CommitUnderTemporaryTagAsync(new CommitContainerChangesParameters
             {
                 ContainerID = container.ID,
-                RepositoryName = repository,
-                Tag = temporaryTag,
                 Cmd = ["/sbin/init"],
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Stage1Key] = key, [BuildLabels.Image] = MsImage }),
-            }, cancellationToken).ConfigureAwait(false);
-            await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+            }, Stage1Image, BuildId, cancellationToken).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
             _steps.Mark("commit");
             Log.LogMessage(MessageImportance.Normal, "Stage1 steps: {0}", _steps);
         }
         finally
         {
-            // Drops the build-private tag: after success the image keeps its real tag; after a failure it goes.
-            if (temporaryReference is not null)
-            {
-                await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
-            }
             await engine.RemoveContainerAsync(container.ID, CleanupToken()).ConfigureAwait(false);
         }
     }

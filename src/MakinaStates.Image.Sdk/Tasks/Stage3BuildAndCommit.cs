@@ -40,7 +40,6 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     {
         var steps = new StepTimes();
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        string? temporaryReference = null;
         var containerRemoved = false;
         ReleaseStageContainerGuard();
         try
@@ -83,18 +82,14 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             var image = ImageReference.Parse(MsImage, "MsImage");
             // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
             // previous candidate, and the new image is never untagged (a concurrent prune cannot take it).
-            var (repository, tag) = ImageReference.SplitTag(ImageCandidate);
-            var temporaryTag = $"build-{BuildId}";
-            temporaryReference = $"{repository}:{temporaryTag}";
+            var tag = ImageReference.SplitTag(ImageCandidate).Tag;
             CommitContainerChangesResponse commit;
             using (TransferProgress.Every(elapsed => $"Stage3: committing {ImageCandidate}… {elapsed.TotalSeconds:0} s",
                 message => Log.LogMessage(MessageImportance.High, "{0}", message)))
             {
-                commit = await engine.CommitAsync(new CommitContainerChangesParameters
+                commit = await engine.CommitUnderTemporaryTagAsync(new CommitContainerChangesParameters
                 {
                     ContainerID = ContainerId,
-                    RepositoryName = repository,
-                    Tag = temporaryTag,
                     Cmd = ShellWords.Split(MsCommand).ToList(),
                     StopSignal = Init == InitSystem.None ? "SIGTERM" : SystemdContainerSpec.StopSignal,
                     // The container's own Env (the base image's PATH among it) is merged in by the engine.
@@ -102,14 +97,12 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                     ExposedPorts = ImageConfiguration.ExposedPorts(Ports),
                     Volumes = ImageConfiguration.Volumes(Volumes),
                     Labels = ImageLabels(CommitLabels()),
-                }, cancellationToken).ConfigureAwait(false);
+                }, ImageCandidate, BuildId, cancellationToken).ConfigureAwait(false);
             }
             steps.Mark("commit");
 
-            // Committed: the container goes while the candidate is tagged.
-            var removal = engine.RemoveContainerAsync(ContainerId, CleanupToken());
-            await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
-            await removal.ConfigureAwait(false);
+            // Committed and tagged: the container goes.
+            await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
             containerRemoved = true;
 
             await PrunePreviousImagesAsync(engine).ConfigureAwait(false);
@@ -132,11 +125,6 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         }
         finally
         {
-            // Drops the build-private tag: after success the image keeps its real tag; after a failure it goes.
-            if (temporaryReference is not null)
-            {
-                await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
-            }
             try
             {
                 if (!containerRemoved)
