@@ -139,8 +139,7 @@ public static class BaseImageImport
         }
         try
         {
-            await File.WriteAllTextAsync(record + ".tmp", reference + "\n", cancellationToken).ConfigureAwait(false);
-            File.Move(record + ".tmp", record, overwrite: true);
+            Concurrency.AtomicFile.WriteAllText(record, reference + "\n");
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {

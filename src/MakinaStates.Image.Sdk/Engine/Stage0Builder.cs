@@ -91,9 +91,8 @@ public static class Stage0Builder
                 made++;
             }
             var (containerOutput, tarballPath) = outputs[made];
-            // Copied to a temporary name and renamed: an interrupted copy never leaves a truncated tarball.
-            var partial = $"{tarballPath}.partial.{Environment.ProcessId}";
-            var download = partial + ".tar";
+            // An interrupted copy never leaves a truncated tarball.
+            var download = Concurrency.AtomicFile.TemporaryPath(tarballPath + ".download");
             try
             {
                 // The archive is saved first, then unpacked: the engine's chunked stream must be read to its end
@@ -105,22 +104,21 @@ public static class Stage0Builder
                 {
                     await stream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
                 }
-                await using (var reader = new TarReader(File.OpenRead(download)))
+                await using var reader = new TarReader(File.OpenRead(download));
+                var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+                if (entry?.DataStream is null)
                 {
-                    var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
-                    if (entry?.DataStream is null)
-                    {
-                        throw new ImageBuildException(MsiCodes.BaseCreationFailed, MsiMessages.Format("BaseCreationFailed_3", containerOutput));
-                    }
+                    throw new ImageBuildException(MsiCodes.BaseCreationFailed, MsiMessages.Format("BaseCreationFailed_3", containerOutput));
+                }
+                return await Concurrency.AtomicFile.WriteAsync(tarballPath, async partial =>
+                {
                     await using var file = File.Create(partial);
                     await entry.DataStream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
-                }
-                File.Move(partial, tarballPath, overwrite: true);
-                return made;
+                    return made;
+                }).ConfigureAwait(false);
             }
             finally
             {
-                File.Delete(partial);
                 File.Delete(download);
             }
         }
