@@ -110,7 +110,7 @@ public static class BaseImageImport
                 await engine.Client.Images.CreateImageAsync(
                     // The tag inside Repo: Podman ignores the separate tag parameter of an import (and tags it latest).
                     new ImagesCreateParameters { FromSrc = "-", Repo = $"{repository}:{tag}", Changes = ["CMD [\"/sbin/init\"]"] },
-                    upload, null, new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
+                    upload, null, new ImmediateProgress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
             }
             catch (Docker.DotNet.DockerApiException e)
             {

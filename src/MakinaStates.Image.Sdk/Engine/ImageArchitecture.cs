@@ -33,7 +33,7 @@ public static class ImageArchitecture
         var pipe = new Pipe();
         string? error = null;
         var load = engine.Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, pipe.Reader.AsStream(),
-            new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken);
+            new ImmediateProgress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken);
         var rewrite = RewriteAsync(engine, reference, platform, pipe.Writer, cancellationToken);
         await Task.WhenAll(rewrite, load).ConfigureAwait(false);
         var loaded = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);

@@ -39,7 +39,7 @@ public static class RegistryPush
     {
         string? error = null;
         string? digest = null;
-        var progress = new ImmediateProgress(message =>
+        var progress = new ImmediateProgress<JSONMessage>(message =>
         {
             if (message.Error?.Message is { Length: > 0 } failed)
             {
@@ -81,11 +81,5 @@ public static class RegistryPush
         }
         return digest ?? throw new ImageBuildException(MsiCodes.PushFailed,
             MsiMessages.Format("PushFailed", registry, reference, "the engine finished without reporting the manifest digest"));
-    }
-
-    /// <summary>Progress&lt;T&gt; posts to the thread pool, so messages could arrive after the push returned: this one runs inline.</summary>
-    private sealed class ImmediateProgress(Action<JSONMessage> handle) : IProgress<JSONMessage>
-    {
-        public void Report(JSONMessage value) => handle(value);
     }
 }

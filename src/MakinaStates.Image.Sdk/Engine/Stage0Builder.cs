@@ -48,7 +48,7 @@ public static class Stage0Builder
             Labels = new Dictionary<string, string> { [BuildLabels.Stage0Key] = key },
             Remove = true,
             ForceRemove = true,
-        }, context, null, null, new Progress<JSONMessage>(m =>
+        }, context, null, null, new ImmediateProgress<JSONMessage>(m =>
         {
             if (m.Error is not null) error ??= m.Error.Message;
             else if (!string.IsNullOrWhiteSpace(m.Stream)) log(m.Stream.TrimEnd());

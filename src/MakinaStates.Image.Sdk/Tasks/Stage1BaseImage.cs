@@ -250,7 +250,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         try
         {
             await engine.Client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag, Platform = Build.ResolvedPlatform.Name }, null,
-                new Progress<JSONMessage>(m => error ??= m.Error?.Message), timeout.Token).ConfigureAwait(false);
+                new ImmediateProgress<JSONMessage>(m => error ??= m.Error?.Message), timeout.Token).ConfigureAwait(false);
         }
         catch (Docker.DotNet.DockerApiException e)
         {
