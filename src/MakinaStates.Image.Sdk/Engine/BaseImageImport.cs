@@ -110,7 +110,7 @@ public static class BaseImageImport
                 await engine.Client.Images.CreateImageAsync(
                     // The tag inside Repo: Podman ignores the separate tag parameter of an import (and tags it latest).
                     new ImagesCreateParameters { FromSrc = "-", Repo = $"{repository}:{tag}", Changes = ["CMD [\"/sbin/init\"]"] },
-                    upload, null, new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
+                    upload, null, new ImmediateProgress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken).ConfigureAwait(false);
             }
             catch (Docker.DotNet.DockerApiException e)
             {
@@ -134,19 +134,12 @@ public static class BaseImageImport
         var previous = File.Exists(record) ? (await File.ReadAllTextAsync(record, cancellationToken).ConfigureAwait(false)).Trim() : "";
         if (previous.Length > 0 && previous != reference)
         {
-            try
-            {
-                await engine.Client.Images.DeleteImageAsync(previous, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Docker.DotNet.DockerApiException)
-            {
-                // Already gone, still the parent of a stage1 image, or used by a container: it stays.
-            }
+            // Already gone, still the parent of a stage1 image, or used by a container: it stays.
+            await engine.RemoveImageIfPresentAsync(previous, cancellationToken).ConfigureAwait(false);
         }
         try
         {
-            await File.WriteAllTextAsync(record + ".tmp", reference + "\n", cancellationToken).ConfigureAwait(false);
-            File.Move(record + ".tmp", record, overwrite: true);
+            Concurrency.AtomicFile.WriteAllText(record, reference + "\n");
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {

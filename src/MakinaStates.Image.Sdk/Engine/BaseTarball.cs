@@ -22,10 +22,8 @@ public static class BaseTarball
 
     /// <summary>Writes <paramref name="tarballPath"/> from the raw tar under a temporary name and renames it when complete.</summary>
     /// <returns>The first 16 hex digits of the tarball's SHA-256 (the tag of its import).</returns>
-    public static async Task<string> WriteFromRawAsync(string rawPath, string tarballPath, CancellationToken cancellationToken)
-    {
-        var partial = $"{tarballPath}.partial.{Environment.ProcessId}";
-        try
+    public static Task<string> WriteFromRawAsync(string rawPath, string tarballPath, CancellationToken cancellationToken) =>
+        Concurrency.AtomicFile.WriteAsync(tarballPath, async partial =>
         {
             await using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
             {
@@ -49,15 +47,8 @@ public static class BaseTarball
                         break;
                 }
             }
-            var hash = await HashAsync(partial, cancellationToken).ConfigureAwait(false);
-            File.Move(partial, tarballPath, overwrite: true);
-            return hash;
-        }
-        finally
-        {
-            File.Delete(partial);
-        }
-    }
+            return await HashAsync(partial, cancellationToken).ConfigureAwait(false);
+        });
 
     /// <summary>The first 16 hex digits of a file's SHA-256.</summary>
     public static async Task<string> HashAsync(string path, CancellationToken cancellationToken)

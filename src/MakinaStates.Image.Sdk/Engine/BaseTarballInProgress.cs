@@ -56,7 +56,7 @@ public sealed class BaseTarballInProgress : IDisposable
         {
             if (!_writing.IsCompleted)
             {
-                var size = () => new FileInfo($"{TarballPath}.partial.{Environment.ProcessId}") is { Exists: true } f ? f.Length : 0;
+                var size = () => new FileInfo(Concurrency.AtomicFile.TemporaryPath(TarballPath)) is { Exists: true } f ? f.Length : 0;
                 log($"waiting for the base tarball {TarballPath} to be written.");
                 using var progress = TransferProgress.Every(elapsed => $"writing the base tarball: {TransferProgress.Megabytes(size())} in {elapsed.TotalSeconds:0} s", log);
                 await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);

@@ -153,6 +153,30 @@ public sealed class DockerEngine : IDisposable
         return await Client.Images.CommitContainerChangesAsync(commit, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Commits a container as <paramref name="reference"/> (repository:tag): under a build-private tag first, then the
+    /// real tag once the commit is complete. A failed or cancelled commit never touches the image the real tag named, and
+    /// the new image is never untagged in between (a concurrent prune cannot take it). The private tag is dropped
+    /// whatever happens; after success the image keeps its real tag.
+    /// </summary>
+    public async Task<CommitContainerChangesResponse> CommitUnderTemporaryTagAsync(CommitContainerChangesParameters commit, string reference, string buildId,
+        CancellationToken cancellationToken)
+    {
+        var (repository, tag) = ImageReference.SplitTag(reference);
+        commit.RepositoryName = repository;
+        commit.Tag = $"build-{buildId}";
+        try
+        {
+            var committed = await CommitAsync(commit, cancellationToken).ConfigureAwait(false);
+            await Client.Images.TagImageAsync(committed.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+            return committed;
+        }
+        finally
+        {
+            await UntagAsync($"{repository}:{commit.Tag}").ConfigureAwait(false);
+        }
+    }
+
     /// <summary>A 404: the image or container is not there (Docker.DotNet's NotFound exceptions are DockerApiExceptions too).</summary>
     public static bool IsGone(DockerApiException e) => e.StatusCode == System.Net.HttpStatusCode.NotFound;
 
@@ -168,17 +192,31 @@ public sealed class DockerEngine : IDisposable
         }
     }
 
-    /// <summary>Removes one tag; the image stays while another tag names it. A tag already gone is fine.</summary>
-    public async Task UntagAsync(string reference)
+    /// <summary>
+    /// Removes an image, or one tag of it (the image stays while another tag names it), as a tidy-up: one already gone
+    /// (404) or still needed (409: a container uses it, or other images build on it) simply stays. Any other engine
+    /// error (a 500, a broken connection) is not the tidy-up's to hide: it is thrown.
+    /// </summary>
+    /// <param name="keepParents">NoPrune: untagged parent images stay (a build-private tag dropped from a fresh commit).</param>
+    public async Task<ImageRemoval> RemoveImageIfPresentAsync(string reference, CancellationToken cancellationToken, bool keepParents = false)
     {
         try
         {
-            await Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { NoPrune = true }, CancellationToken.None).ConfigureAwait(false);
+            await Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { NoPrune = keepParents }, cancellationToken).ConfigureAwait(false);
+            return ImageRemoval.Removed;
         }
         catch (DockerApiException e) when (IsGone(e))
         {
+            return ImageRemoval.Absent;
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            return ImageRemoval.InUse;
         }
     }
+
+    /// <summary>Removes one tag (see <see cref="RemoveImageIfPresentAsync"/>), also when the build is being cancelled.</summary>
+    public Task UntagAsync(string reference) => RemoveImageIfPresentAsync(reference, CancellationToken.None, keepParents: true);
 
     /// <summary>Removes a container and its anonymous volumes; a container already gone is fine.</summary>
     public async Task RemoveContainerAsync(string id, CancellationToken cancellationToken)
@@ -225,4 +263,14 @@ public sealed class DockerEngine : IDisposable
         }
         return e;
     }
+}
+
+/// <summary>What <see cref="DockerEngine.RemoveImageIfPresentAsync"/> did.</summary>
+public enum ImageRemoval
+{
+    Removed,
+    /// <summary>There was no such image or tag (404).</summary>
+    Absent,
+    /// <summary>The engine kept it (409): a container uses it, or other images build on it.</summary>
+    InUse,
 }

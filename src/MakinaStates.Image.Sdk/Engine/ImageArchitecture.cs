@@ -33,7 +33,7 @@ public static class ImageArchitecture
         var pipe = new Pipe();
         string? error = null;
         var load = engine.Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, pipe.Reader.AsStream(),
-            new Progress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken);
+            new ImmediateProgress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken);
         var rewrite = RewriteAsync(engine, reference, platform, pipe.Writer, cancellationToken);
         await Task.WhenAll(rewrite, load).ConfigureAwait(false);
         var loaded = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
@@ -42,15 +42,9 @@ public static class ImageArchitecture
             throw new ImageBuildException(MsiCodes.BaseImportRefused, MsiMessages.Format("PlatformNotSet", reference, platform,
                 engine.Endpoint.Display, error ?? $"it still says {loaded.Os}/{loaded.Architecture}"));
         }
-        // The import as the engine made it is untagged now: it goes (its layers are the loaded image's).
-        try
-        {
-            await engine.Client.Images.DeleteImageAsync(image.ID, new ImageDeleteParameters(), CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Docker.DotNet.DockerApiException)
-        {
-            // Still used (a container of an earlier build): it stays, unnamed, until that goes.
-        }
+        // The import as the engine made it is untagged now: it goes (its layers are the loaded image's), unless still
+        // used (a container of an earlier build): then it stays, unnamed, until that goes.
+        await engine.RemoveImageIfPresentAsync(image.ID, CancellationToken.None).ConfigureAwait(false);
         return loaded.ID;
     }
 

@@ -1,6 +1,7 @@
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Registry;
 
 namespace MakinaStates.Image.Sdk.Engine;
 
@@ -10,28 +11,20 @@ namespace MakinaStates.Image.Sdk.Engine;
 /// </summary>
 public static class RegistryPush
 {
-    public enum Failure
-    {
-        Unreachable,
-        Unauthorized,
-        BlobUnknown,
-        Other,
-    }
-
     /// <summary>What kind of failure the engine's push error text describes (the engine passes the registry's words on).</summary>
-    public static Failure Classify(string error)
+    public static RegistryFailure Classify(string error)
     {
         var text = error.ToLowerInvariant();
         return text switch
         {
-            _ when text.Contains("blob unknown") || text.Contains("blob_unknown") => Failure.BlobUnknown,
+            _ when text.Contains("blob unknown") || text.Contains("blob_unknown") => RegistryFailure.BlobUnknown,
             _ when text.Contains("unauthorized") || text.Contains("authentication required") || text.Contains("no basic auth credentials")
                 || text.Contains("denied:") || text.Contains("requested access to the resource is denied")
-                || text.Contains("incorrect username or password") => Failure.Unauthorized,
+                || text.Contains("incorrect username or password") => RegistryFailure.Unauthorized,
             _ when text.Contains("connection refused") || text.Contains("no such host") || text.Contains("i/o timeout") || text.Contains("no route to host")
                 || text.Contains("connection reset") || text.Contains("dial tcp") || text.Contains("server gave http response to https client")
-                || text.Contains("tls: ") || text.Contains("x509: ") => Failure.Unreachable,
-            _ => Failure.Other,
+                || text.Contains("tls: ") || text.Contains("x509: ") => RegistryFailure.Unreachable,
+            _ => RegistryFailure.Other,
         };
     }
 
@@ -46,7 +39,7 @@ public static class RegistryPush
     {
         string? error = null;
         string? digest = null;
-        var progress = new ImmediateProgress(message =>
+        var progress = new ImmediateProgress<JSONMessage>(message =>
         {
             if (message.Error?.Message is { Length: > 0 } failed)
             {
@@ -80,19 +73,13 @@ public static class RegistryPush
         {
             throw Classify(error) switch
             {
-                Failure.Unreachable => new ImageBuildException(MsiCodes.RegistryUnreachable, MsiMessages.Format("RegistryUnreachable", registry, reference, error)),
-                Failure.Unauthorized => new ImageBuildException(MsiCodes.RegistryUnauthorized, MsiMessages.Format("RegistryUnauthorized", registry, reference, pusher, error)),
-                Failure.BlobUnknown => new ImageBuildException(MsiCodes.RegistryBlobUnknown, MsiMessages.Format("RegistryBlobUnknown", registry, reference, error)),
+                RegistryFailure.Unreachable => new ImageBuildException(MsiCodes.RegistryUnreachable, MsiMessages.Format("RegistryUnreachable", registry, reference, error)),
+                RegistryFailure.Unauthorized => new ImageBuildException(MsiCodes.RegistryUnauthorized, MsiMessages.Format("RegistryUnauthorized", registry, reference, pusher, error)),
+                RegistryFailure.BlobUnknown => new ImageBuildException(MsiCodes.RegistryBlobUnknown, MsiMessages.Format("RegistryBlobUnknown", registry, reference, error)),
                 _ => new ImageBuildException(MsiCodes.PushFailed, MsiMessages.Format("PushFailed", registry, reference, error)),
             };
         }
         return digest ?? throw new ImageBuildException(MsiCodes.PushFailed,
             MsiMessages.Format("PushFailed", registry, reference, "the engine finished without reporting the manifest digest"));
-    }
-
-    /// <summary>Progress&lt;T&gt; posts to the thread pool, so messages could arrive after the push returned: this one runs inline.</summary>
-    private sealed class ImmediateProgress(Action<JSONMessage> handle) : IProgress<JSONMessage>
-    {
-        public void Report(JSONMessage value) => handle(value);
     }
 }

@@ -8,27 +8,12 @@ namespace MakinaStates.Image.Sdk.Engine;
 public sealed class ScriptHeartbeat : IDisposable
 {
     private const int MaxLineLength = 200;
-    private readonly object _gate = new();
-    private readonly Timer _timer;
-    private readonly DateTime _started = DateTime.UtcNow;
+    private readonly TransferProgress _beat;
     private string? _lastLine;
-    private bool _stopped;
 
     /// <param name="report">Called from a timer thread, never after <see cref="Dispose"/> returned.</param>
-    public ScriptHeartbeat(string stage, string script, Action<string> report, TimeSpan? interval = null)
-    {
-        var every = interval ?? TransferProgress.Interval;
-        _timer = new Timer(_ =>
-        {
-            lock (_gate)
-            {
-                if (!_stopped)
-                {
-                    report(Describe(stage, script, DateTime.UtcNow - _started, Volatile.Read(ref _lastLine)));
-                }
-            }
-        }, null, every, every);
-    }
+    public ScriptHeartbeat(string stage, string script, Action<string> report, TimeSpan? interval = null) =>
+        _beat = TransferProgress.Every(elapsed => Describe(stage, script, elapsed, Volatile.Read(ref _lastLine)), report, interval);
 
     /// <summary>Passes each output line on to <paramref name="onLine"/>, remembering the last non-blank one.</summary>
     public Action<string> Observe(Action<string> onLine) => line =>
@@ -47,13 +32,5 @@ public sealed class ScriptHeartbeat : IDisposable
         return $"{stage}: {script} still running ({elapsed.TotalSeconds:0} s); {last}";
     }
 
-    public void Dispose()
-    {
-        // Taken so that a beat in progress ends before the task (and its logger) may finish.
-        lock (_gate)
-        {
-            _stopped = true;
-        }
-        _timer.Dispose();
-    }
+    public void Dispose() => _beat.Dispose();
 }

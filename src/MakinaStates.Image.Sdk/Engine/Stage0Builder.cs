@@ -48,7 +48,7 @@ public static class Stage0Builder
             Labels = new Dictionary<string, string> { [BuildLabels.Stage0Key] = key },
             Remove = true,
             ForceRemove = true,
-        }, context, null, null, new Progress<JSONMessage>(m =>
+        }, context, null, null, new ImmediateProgress<JSONMessage>(m =>
         {
             if (m.Error is not null) error ??= m.Error.Message;
             else if (!string.IsNullOrWhiteSpace(m.Stream)) log(m.Stream.TrimEnd());
@@ -63,13 +63,7 @@ public static class Stage0Builder
         if (existing is not null && existing.ID != built.ID)
         {
             // Replaced: the old builder goes (unless a container still uses it).
-            try
-            {
-                await engine.Client.Images.DeleteImageAsync(existing.ID, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Docker.DotNet.DockerApiException)
-            {
-            }
+            await engine.RemoveImageIfPresentAsync(existing.ID, cancellationToken).ConfigureAwait(false);
         }
         return built.ID;
     }
@@ -88,8 +82,7 @@ public static class Stage0Builder
             var (exitCode, lastLines) = await ContainerRun.RunToExitAsync(engine, created.ID, log, cancellationToken).ConfigureAwait(false);
             if (exitCode != 0)
             {
-                throw new ImageBuildException(MsiCodes.BaseCreationFailed,
-                    MsiMessages.Format("BaseCreationFailed_2", builderImage, exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)));
+                throw ImageBuildException.ScriptFailed(MsiCodes.BaseCreationFailed, "BaseCreationFailed_2", exitCode, lastLines, details: builderImage);
             }
 
             var made = 0;
@@ -98,9 +91,8 @@ public static class Stage0Builder
                 made++;
             }
             var (containerOutput, tarballPath) = outputs[made];
-            // Copied to a temporary name and renamed: an interrupted copy never leaves a truncated tarball.
-            var partial = $"{tarballPath}.partial.{Environment.ProcessId}";
-            var download = partial + ".tar";
+            // An interrupted copy never leaves a truncated tarball.
+            var download = Concurrency.AtomicFile.TemporaryPath(tarballPath + ".download");
             try
             {
                 // The archive is saved first, then unpacked: the engine's chunked stream must be read to its end
@@ -112,22 +104,21 @@ public static class Stage0Builder
                 {
                     await stream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
                 }
-                await using (var reader = new TarReader(File.OpenRead(download)))
+                await using var reader = new TarReader(File.OpenRead(download));
+                var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+                if (entry?.DataStream is null)
                 {
-                    var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
-                    if (entry?.DataStream is null)
-                    {
-                        throw new ImageBuildException(MsiCodes.BaseCreationFailed, MsiMessages.Format("BaseCreationFailed_3", containerOutput));
-                    }
+                    throw new ImageBuildException(MsiCodes.BaseCreationFailed, MsiMessages.Format("BaseCreationFailed_3", containerOutput));
+                }
+                return await Concurrency.AtomicFile.WriteAsync(tarballPath, async partial =>
+                {
                     await using var file = File.Create(partial);
                     await entry.DataStream.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
-                }
-                File.Move(partial, tarballPath, overwrite: true);
-                return made;
+                    return made;
+                }).ConfigureAwait(false);
             }
             finally
             {
-                File.Delete(partial);
                 File.Delete(download);
             }
         }

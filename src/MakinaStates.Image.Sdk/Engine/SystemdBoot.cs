@@ -58,8 +58,7 @@ public static class SystemdBoot
         if (state.State is { Running: false })
         {
             var output = await LastOutputAsync(engine, containerId, cancellationToken).ConfigureAwait(false);
-            throw new ImageBuildException(MsiCodes.SystemdDidNotBoot,
-                MsiMessages.Format("SystemdDidNotBoot", state.State.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, output)));
+            throw ImageBuildException.ScriptFailed(MsiCodes.SystemdDidNotBoot, "SystemdDidNotBoot", state.State.ExitCode, output);
         }
     }
 
@@ -72,7 +71,7 @@ public static class SystemdBoot
             // A tty container's log is one raw stream: read as lines, without the terminal's colours.
             await engine.Client.Containers.GetContainerLogsAsync(containerId,
                 new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Tail = QuotedLines.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-                new Progress(line => lines.Add(ConsoleText(line))), cancellationToken).ConfigureAwait(false);
+                new ImmediateProgress<string>(line => lines.Add(ConsoleText(line))), cancellationToken).ConfigureAwait(false);
         }
         catch (DockerApiException)
         {
@@ -85,10 +84,4 @@ public static class SystemdBoot
     /// <summary>A console line as text: no colour sequences, no carriage returns or other control characters.</summary>
     internal static string ConsoleText(string line) =>
         new(System.Text.RegularExpressions.Regex.Replace(line, @"\x1B\[[0-9;?]*[A-Za-z]", "").Where(c => !char.IsControl(c)).ToArray());
-
-    /// <summary>Synchronous: System.Progress would post lines to the thread pool, after the read has returned.</summary>
-    private sealed class Progress(Action<string> report) : IProgress<string>
-    {
-        public void Report(string value) => report(value);
-    }
 }

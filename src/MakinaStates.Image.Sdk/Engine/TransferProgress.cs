@@ -1,26 +1,49 @@
 namespace MakinaStates.Image.Sdk.Engine;
 
 /// <summary>
-/// Long operations (base creation, import, injection, commit) say what they are doing and how far every 10 seconds,
-/// so a build never looks hung.
+/// Long operations (base creation, import, injection, commit, stage scripts) say what they are doing and how far every
+/// 10 seconds, so a build never looks hung. The one periodic logger: its lines come from a timer thread, and none comes
+/// once <see cref="Dispose"/> returned, since MSBuild's logger throws (or loses the line) after the task returned.
 /// </summary>
 public sealed class TransferProgress : IDisposable
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+    private readonly object _gate = new();
     private readonly Timer _timer;
+    private bool _stopped;
 
-    private TransferProgress(Func<TimeSpan, string> describe, Action<string> log)
+    private TransferProgress(Func<TimeSpan, string> describe, Action<string> log, TimeSpan interval)
     {
         var started = DateTime.UtcNow;
-        _timer = new Timer(_ => log(describe(DateTime.UtcNow - started)), null, Interval, Interval);
+        _timer = new Timer(_ =>
+        {
+            lock (_gate)
+            {
+                if (!_stopped)
+                {
+                    log(describe(DateTime.UtcNow - started));
+                }
+            }
+        }, null, interval, interval);
     }
 
-    /// <summary>Reports <paramref name="describe"/>(elapsed) every 10 s until disposed.</summary>
-    public static TransferProgress Every(Func<TimeSpan, string> describe, Action<string> log) => new(describe, log);
+    /// <summary>Reports <paramref name="describe"/>(elapsed) every 10 s (or <paramref name="interval"/>) until disposed.</summary>
+    /// <param name="log">Called from a timer thread, never after <see cref="Dispose"/> returned.</param>
+    public static TransferProgress Every(Func<TimeSpan, string> describe, Action<string> log, TimeSpan? interval = null) =>
+        new(describe, log, interval ?? Interval);
 
     public static string Megabytes(long bytes) => $"{bytes / 1048576.0:0.0} MB";
 
-    public void Dispose() => _timer.Dispose();
+    public void Dispose()
+    {
+        // Timer.Dispose does not wait for a callback in progress: taking the gate does, so a line being written
+        // ends before the task (and its logger) may finish, and none starts after.
+        lock (_gate)
+        {
+            _stopped = true;
+        }
+        _timer.Dispose();
+    }
 
     /// <summary>A read-only pass-through stream that counts what was read (what the engine received).</summary>
     public sealed class CountingStream(Stream inner) : Stream

@@ -51,17 +51,14 @@ public sealed class ContentHashCache
         return hash;
     }
 
-    /// <summary>Writes the cache back when something was hashed (temp name, then rename).</summary>
+    /// <summary>Writes the cache back when something was hashed (never half: another build may be reading it).</summary>
     public void Save()
     {
         if (_path is null || !_changed)
         {
             return;
         }
-        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
-        var temporary = $"{_path}.{Environment.ProcessId}.tmp";
-        File.WriteAllLines(temporary, _entries.Select(e => $"{e.Value.Stamp}\t{e.Value.Hash}\t{e.Key}"));
-        File.Move(temporary, _path, overwrite: true);
+        Concurrency.AtomicFile.WriteAllLines(_path, _entries.Select(e => $"{e.Value.Stamp}\t{e.Value.Hash}\t{e.Key}"));
         _changed = false;
     }
 }

@@ -37,8 +37,7 @@ public static class ExistingFolderMetadata
             var path = Quote("/" + node.ImagePath);
             var before = lines.Count;
             var xattrs = node.Xattrs;
-            var access = xattrs.TryGetValue("system.posix_acl_access", out var a) ? PosixAcl.Parse(a) : null;
-            var defaults = xattrs.TryGetValue("system.posix_acl_default", out var d) ? PosixAcl.Parse(d) : null;
+            var (access, defaults) = PosixAcl.Of(xattrs, node.HostPath);
             var defaultText = defaults is null ? "" : PosixAcl.Text(defaults.Entries, "d:");
             if (mode == All)
             {

@@ -12,12 +12,18 @@ namespace MakinaStates.Image.Sdk.Registry;
 /// <summary>A manifest as the registry describes it: what it is, its content digest and its size in bytes.</summary>
 public sealed record ManifestDescriptor(string MediaType, string Digest, long Size);
 
-/// <summary>What kind of failure a registry call met.</summary>
+/// <summary>
+/// What kind of failure talking to a registry met: our own calls (<see cref="RegistryApi"/>) and the engine's push
+/// (<see cref="Engine.RegistryPush.Classify"/>) alike, so each kind maps to the same diagnostic code.
+/// </summary>
 public enum RegistryFailure
 {
     Unreachable,
     Unauthorized,
-    Refused,
+    /// <summary>The registry does not have a layer the push relies on (a push of layers it dropped, or mounted from elsewhere).</summary>
+    BlobUnknown,
+    /// <summary>Refused for another reason, or failed on the engine's side.</summary>
+    Other,
 }
 
 public sealed class RegistryApiException(RegistryFailure failure, string message, Exception? inner = null) : Exception(message, inner)
@@ -278,7 +284,7 @@ public sealed class RegistryApi : IDisposable
         {
             if (!response.IsSuccessStatusCode)
             {
-                throw new RegistryApiException(response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden ? RegistryFailure.Unauthorized : RegistryFailure.Refused,
+                throw new RegistryApiException(response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden ? RegistryFailure.Unauthorized : RegistryFailure.Other,
                     $"the token service {realmUri.GetLeftPart(UriPartial.Path)} answered {(int)response.StatusCode}: {await ErrorTextAsync(response, cancellationToken).ConfigureAwait(false)}");
             }
             using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false));
@@ -299,7 +305,7 @@ public sealed class RegistryApi : IDisposable
         {
             return;
         }
-        var failure = response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden ? RegistryFailure.Unauthorized : RegistryFailure.Refused;
+        var failure = response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden ? RegistryFailure.Unauthorized : RegistryFailure.Other;
         throw new RegistryApiException(failure, $"{call}: {(int)response.StatusCode} {await ErrorTextAsync(response, cancellationToken).ConfigureAwait(false)}");
     }
 

@@ -57,11 +57,9 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
         }
         return Directory.EnumerateFiles(directory, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
             .Select(path => (Name: System.IO.Path.GetRelativePath(directory, path).Replace('\\', '/'), Path: path))
-            .Where(f => f.Name != GeneratedManifestName && !f.Name.EndsWith(TemporarySuffix, StringComparison.Ordinal))
+            .Where(f => f.Name != GeneratedManifestName && !Concurrency.AtomicFile.IsTemporary(f.Name))
             .OrderBy(f => f.Name, StringComparer.Ordinal);
     }
-
-    private const string TemporarySuffix = ".makinastates-tmp";
 
     public ResolvedScript Resolve(string name)
     {
@@ -105,11 +103,8 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
             }
             if (!File.Exists(destination) || !File.ReadAllBytes(destination).AsSpan().SequenceEqual(content))
             {
-                // Temp name then rename: a reader never sees a half-written script.
-                Directory.CreateDirectory(System.IO.Path.GetDirectoryName(destination)!);
-                var temporary = destination + TemporarySuffix;
-                File.WriteAllBytes(temporary, content);
-                File.Move(temporary, destination, overwrite: true);
+                // A reader never sees a half-written script.
+                Concurrency.AtomicFile.WriteAllBytes(destination, content);
             }
             if (!OperatingSystem.IsWindows() && (script.Name.EndsWith(".sh", StringComparison.Ordinal) || (script.Origin != SdkOrigin && IsExecutable(script.Path))))
             {

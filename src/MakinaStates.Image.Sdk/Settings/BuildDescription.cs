@@ -260,9 +260,7 @@ public sealed class BuildDescription
     public void Save(string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temporary = path + ".tmp";
-        File.WriteAllText(temporary, JsonSerializer.Serialize(this, Json));
-        File.Move(temporary, path, overwrite: true);
+        Concurrency.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, Json));
     }
 
     /// <summary>The description Stage0 wrote; a task given none (the multi-platform index push) has an empty one.</summary>

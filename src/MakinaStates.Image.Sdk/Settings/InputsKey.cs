@@ -108,7 +108,7 @@ public sealed class InputsKey
     public void RecordAlias(string candidateId, string intermediateDirectory)
     {
         Directory.CreateDirectory(intermediateDirectory);
-        File.WriteAllText(Path.Combine(intermediateDirectory, AliasFile), $"{candidateId} {Value}\n");
+        Concurrency.AtomicFile.WriteAllText(Path.Combine(intermediateDirectory, AliasFile), $"{candidateId} {Value}\n");
     }
 
     private bool IsAliasOf(string candidateId, string intermediateDirectory)

@@ -1,4 +1,3 @@
-using Docker.DotNet;
 using Docker.DotNet.Models;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Settings;
@@ -26,13 +25,14 @@ public sealed class RemoveImageProjectImages : SettingsTask
             .Union([image.WithTag("candidate"), image.Stage1]).Distinct(StringComparer.Ordinal);
         foreach (var reference in references)
         {
-            try
+            switch (await engine.RemoveImageIfPresentAsync(reference, cancellationToken).ConfigureAwait(false))
             {
-                await engine.Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters(), cancellationToken).ConfigureAwait(false);
-                Log.LogMessage(MessageImportance.High, "Removed image {0}.", reference);
-            }
-            catch (DockerApiException e) when (DockerEngine.IsGone(e))
-            {
+                case ImageRemoval.Removed:
+                    Log.LogMessage(MessageImportance.High, "Removed image {0}.", reference);
+                    break;
+                case ImageRemoval.InUse:
+                    Log.LogMessage(MessageImportance.High, "Kept image {0}: a container uses it, or other images build on it.", reference);
+                    break;
             }
         }
     }

@@ -68,7 +68,6 @@ public sealed class Stage1BaseImage : ImageBuildTask
             Env = ["container=docker"],
             Labels = StageContainerLabels("stage1", Build.MsImage),
         }, engine, Build.MsDataDir, Build.MsImage, [Path.GetFileName(Build.BaseImagePath)], cancellationToken).ConfigureAwait(false), Build.MsDataDir, cancellationToken).ConfigureAwait(false);
-        string? temporaryReference = null;
         try
         {
             await ArchiveUpload.UploadAsync(engine, container.ID, BootstrapScriptsTree(), cancellationToken).ConfigureAwait(false);
@@ -78,8 +77,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 ["/bin/sh", "-c", $"{LinkDataDirectory} && exec /bin/bash {BootstrapScriptsInContainer}/stage1.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
-                throw new ImageBuildException(MsiCodes.Stage1ScriptFailed,
-                    MsiMessages.Format("Stage1ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)), Path.Combine(Build.BootstrapScriptsDirectory, "stage1.sh"));
+                throw ImageBuildException.ScriptFailed(MsiCodes.Stage1ScriptFailed, "Stage1ScriptFailed", result.ExitCode, result.LastLines,
+                    Path.Combine(Build.BootstrapScriptsDirectory, "stage1.sh"));
             }
             _steps.Mark("stage1.sh");
             // /docker holds the build-time scripts only: it must not reach the committed image.
@@ -87,30 +86,19 @@ public sealed class Stage1BaseImage : ImageBuildTask
             await engine.Client.Containers.StopContainerAsync(container.ID, new ContainerStopParameters { WaitBeforeKillSeconds = 10 }, cancellationToken).ConfigureAwait(false);
             _steps.Mark("stop");
 
-            var (repository, tag) = ImageReference.SplitTag(Build.Stage1Image);
-            var temporaryTag = $"build-{BuildId}";
-            temporaryReference = $"{repository}:{temporaryTag}";
-            var commit = await engine.CommitAsync(new CommitContainerChangesParameters
+            var commit = await engine.CommitUnderTemporaryTagAsync(new CommitContainerChangesParameters
             {
                 ContainerID = container.ID,
-                RepositoryName = repository,
-                Tag = temporaryTag,
                 Cmd = ["/sbin/init"],
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Stage1Key] = key, [BuildLabels.Image] = Build.MsImage }),
-            }, cancellationToken).ConfigureAwait(false);
-            await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
+            }, Build.Stage1Image, BuildId, cancellationToken).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
             _steps.Mark("commit");
             Log.LogMessage(MessageImportance.Normal, "Stage1 steps: {0}", _steps);
         }
         finally
         {
-            // Drops the build-private tag: after success the image keeps its real tag; after a failure it goes.
-            if (temporaryReference is not null)
-            {
-                await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
-            }
             await engine.RemoveContainerAsync(container.ID, CleanupToken()).ConfigureAwait(false);
         }
     }
@@ -196,8 +184,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 {
                     File.Delete(raw);
                 }
-                throw new ImageBuildException(MsiCodes.BaseCreationFailed,
-                    MsiMessages.Format("BaseCreationFailed_4", exitCode, Environment.NewLine, string.Join(Environment.NewLine, lastLines)), script);
+                throw ImageBuildException.ScriptFailed(MsiCodes.BaseCreationFailed, "BaseCreationFailed_4", exitCode, lastLines, script);
             }
             return false;
         }
@@ -247,7 +234,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         try
         {
             await engine.Client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag, Platform = Build.ResolvedPlatform.Name }, null,
-                new Progress<JSONMessage>(m => error ??= m.Error?.Message), timeout.Token).ConfigureAwait(false);
+                new ImmediateProgress<JSONMessage>(m => error ??= m.Error?.Message), timeout.Token).ConfigureAwait(false);
         }
         catch (Docker.DotNet.DockerApiException e)
         {

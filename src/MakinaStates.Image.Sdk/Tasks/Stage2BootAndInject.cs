@@ -111,7 +111,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             line => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", line), cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
-            throw new ImageBuildException(MsiCodes.Stage2ScriptFailed, MsiMessages.Format("InjectedAclsNotRestored", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+            throw ImageBuildException.ScriptFailed(MsiCodes.Stage2ScriptFailed, "InjectedAclsNotRestored", result.ExitCode, result.LastLines);
         }
         Log.LogMessage(MessageImportance.Normal, "Stage2: the injected ACLs were set again inside the container (Podman's archive API drops them).");
     }
@@ -177,8 +177,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             }
             if (result.ExitCode != 0)
             {
-                throw new ImageBuildException(MsiCodes.Stage2ScriptFailed,
-                    MsiMessages.Format("Stage2ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)),
+                throw ImageBuildException.ScriptFailed(MsiCodes.Stage2ScriptFailed, "Stage2ScriptFailed", result.ExitCode, result.LastLines,
                     Path.Combine(Build.BootstrapScriptsDirectory, "stage2.sh"));
             }
             ContainerId = created.ID;
@@ -206,8 +205,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             line => Log.LogMessage(MessageImportance.Normal, "Stage2: {0}", line), cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
-            throw new ImageBuildException(MsiCodes.ExistingFolderMetadataFailed, MsiMessages.Format("ExistingFolderMetadataFailed",
-                folders, Build.MsExistingFolderMetadata, result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+            throw ImageBuildException.ScriptFailed(MsiCodes.ExistingFolderMetadataFailed, "ExistingFolderMetadataFailed", result.ExitCode, result.LastLines,
+                details: [folders, Build.MsExistingFolderMetadata]);
         }
         Log.LogMessage(MessageImportance.Normal, "Stage2: {0} folder(s) the image already had took the injected ones' {1} (MsExistingFolderMetadata={2}).",
             folders, Build.ExistingFolderMetadataMode == Injection.ExistingFolderMetadata.All ? "owner, mode, ACLs and xattrs" : "ACLs and xattrs",

@@ -30,7 +30,6 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         // The key describes what is in the image: Stage0's, with the tree as Stage2 sent it.
         var key = InputsKey.Parse(Build.InputsKeyText).WithTree(InjectedTreeFingerprint);
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-        string? temporaryReference = null;
         var containerRemoved = false;
         ReleaseStageContainerGuard();
         try
@@ -39,8 +38,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 ["/bin/bash", $"{BootstrapScriptsInContainer}/stage3.sh"], cancellationToken).ConfigureAwait(false);
             if (result.ExitCode != 0)
             {
-                throw new ImageBuildException(MsiCodes.Stage3ScriptFailed,
-                    MsiMessages.Format("Stage3ScriptFailed", result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+                throw ImageBuildException.ScriptFailed(MsiCodes.Stage3ScriptFailed, "Stage3ScriptFailed", result.ExitCode, result.LastLines);
             }
             steps.Mark("stage3.sh");
 
@@ -73,18 +71,14 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
             // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
             // previous candidate, and the new image is never untagged (a concurrent prune cannot take it).
-            var (repository, tag) = ImageReference.SplitTag(Build.ImageCandidate);
-            var temporaryTag = $"build-{BuildId}";
-            temporaryReference = $"{repository}:{temporaryTag}";
+            var tag = ImageReference.SplitTag(Build.ImageCandidate).Tag;
             CommitContainerChangesResponse commit;
             using (TransferProgress.Every(elapsed => $"Stage3: committing {Build.ImageCandidate}… {elapsed.TotalSeconds:0} s",
                 message => Log.LogMessage(MessageImportance.High, "{0}", message)))
             {
-                commit = await engine.CommitAsync(new CommitContainerChangesParameters
+                commit = await engine.CommitUnderTemporaryTagAsync(new CommitContainerChangesParameters
                 {
                     ContainerID = ContainerId,
-                    RepositoryName = repository,
-                    Tag = temporaryTag,
                     Cmd = ShellWords.Split(Build.MsCommand).ToList(),
                     StopSignal = Build.MsInit == InitSystem.None ? "SIGTERM" : SystemdContainerSpec.StopSignal,
                     // The container's own Env (the base image's PATH among it) is merged in by the engine.
@@ -92,14 +86,12 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                     ExposedPorts = Build.ExposedPorts,
                     Volumes = Build.ImageVolumes,
                     Labels = ImageLabels(CommitLabels(key)),
-                }, cancellationToken).ConfigureAwait(false);
+                }, Build.ImageCandidate, BuildId, cancellationToken).ConfigureAwait(false);
             }
             steps.Mark("commit");
 
-            // Committed: the container goes while the candidate is tagged.
-            var removal = engine.RemoveContainerAsync(ContainerId, CleanupToken());
-            await engine.Client.Images.TagImageAsync(commit.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
-            await removal.ConfigureAwait(false);
+            // Committed and tagged: the container goes.
+            await engine.RemoveContainerAsync(ContainerId, CleanupToken()).ConfigureAwait(false);
             containerRemoved = true;
 
             await PrunePreviousImagesAsync(engine).ConfigureAwait(false);
@@ -115,11 +107,6 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         }
         finally
         {
-            // Drops the build-private tag: after success the image keeps its real tag; after a failure it goes.
-            if (temporaryReference is not null)
-            {
-                await engine.UntagAsync(temporaryReference).ConfigureAwait(false);
-            }
             try
             {
                 if (!containerRemoved)
@@ -224,8 +211,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         var result = await RunStageScriptAsync(engine, ContainerId, "Stage3", script, script, command, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
-            throw new ImageBuildException(code,
-                MsiMessages.Format(text, result.ExitCode, Environment.NewLine, string.Join(Environment.NewLine, result.LastLines)));
+            throw ImageBuildException.ScriptFailed(code, text, result.ExitCode, result.LastLines);
         }
     }
 

@@ -61,7 +61,8 @@ public sealed class Stage0BuilderTests
             Assert.IsTrue(first.Succeeded, first.Output);
             StringAssert.Contains(first.Output, "in the stage0 builder");
             Assert.IsTrue(File.Exists(tarball), "the base tarball was not copied out of the builder");
-            Assert.IsFalse(Directory.GetFiles(data).Any(f => f.Contains(".partial", StringComparison.Ordinal)), "a partial tarball was left");
+            Assert.IsFalse(Directory.GetFiles(data).Any(f => f.Contains(".partial", StringComparison.Ordinal) || Concurrency.AtomicFile.IsTemporary(f)),
+                "a partial tarball was left");
             var builder = await docker.Images.InspectImageAsync(builderTag);
             Assert.IsTrue(builder.Config!.Labels!.ContainsKey("io.makinastates.stage0-key"));
 

@@ -10,7 +10,8 @@ namespace MakinaStates.Image.Sdk.Tests.Unit;
 [TestClass]
 public sealed partial class DiagnosticTextTests
 {
-    [GeneratedRegex("""MsiMessages\.Format\("(?<name>[^"]+)"(?<args>[^;]*)""")]
+    // ScriptFailed formats its text itself (with the exit code and last lines): its name counts as used too.
+    [GeneratedRegex("""(?:MsiMessages\.Format\(|ImageBuildException\.ScriptFailed\([^,]+, )"(?<name>[^"]+)"(?<args>[^;]*)""")]
     private static partial Regex FormatCall();
 
     private static readonly XDocument Resx = XDocument.Load(Path.Combine(Repository.Root, "src/MakinaStates.Image.Sdk/Resources/Strings.resx"));

@@ -1,6 +1,7 @@
 using System.Text;
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Registry;
 using MakinaStates.Image.Sdk.Settings;
 
 namespace MakinaStates.Image.Sdk.Tests.Unit;
@@ -107,14 +108,14 @@ public sealed class RegistryCredentialsTests
     }
 
     [TestMethod]
-    [DataRow("Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused", RegistryPush.Failure.Unreachable)]
-    [DataRow("Get \"https://nowhere.invalid/v2/\": dial tcp: lookup nowhere.invalid: no such host", RegistryPush.Failure.Unreachable)]
-    [DataRow("no basic auth credentials", RegistryPush.Failure.Unauthorized)]
-    [DataRow("unauthorized: authentication required", RegistryPush.Failure.Unauthorized)]
-    [DataRow("denied: requested access to the resource is denied", RegistryPush.Failure.Unauthorized)]
-    [DataRow("blob unknown: blob unknown to registry", RegistryPush.Failure.BlobUnknown)]
-    [DataRow("manifest invalid: manifest invalid", RegistryPush.Failure.Other)]
-    [DataRow("open /var/lib/docker/image/layerdb: permission denied", RegistryPush.Failure.Other)]
-    public void Push_errors_are_told_apart(string error, RegistryPush.Failure expected) =>
+    [DataRow("Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused", RegistryFailure.Unreachable)]
+    [DataRow("Get \"https://nowhere.invalid/v2/\": dial tcp: lookup nowhere.invalid: no such host", RegistryFailure.Unreachable)]
+    [DataRow("no basic auth credentials", RegistryFailure.Unauthorized)]
+    [DataRow("unauthorized: authentication required", RegistryFailure.Unauthorized)]
+    [DataRow("denied: requested access to the resource is denied", RegistryFailure.Unauthorized)]
+    [DataRow("blob unknown: blob unknown to registry", RegistryFailure.BlobUnknown)]
+    [DataRow("manifest invalid: manifest invalid", RegistryFailure.Other)]
+    [DataRow("open /var/lib/docker/image/layerdb: permission denied", RegistryFailure.Other)]
+    public void Push_errors_are_told_apart(string error, RegistryFailure expected) =>
         Assert.AreEqual(expected, RegistryPush.Classify(error));
 }
