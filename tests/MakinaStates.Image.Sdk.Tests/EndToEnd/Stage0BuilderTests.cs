@@ -31,7 +31,8 @@ public sealed class Stage0BuilderTests
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
-        await EnsureFromImageAsync(docker);
+        // The FROM image is this test's when it imports it: removed at the end then, kept when it was there before.
+        var importedFrom = await EnsureFromImageAsync(docker);
 
         var image = $"makinastates/test-builder-{Guid.NewGuid():N}"[..40];
         var builderTag = $"{image}-stage0:latest";
@@ -97,15 +98,19 @@ public sealed class Stage0BuilderTests
             {
                 await TestDocker.RemoveImageAsync(docker, import);
             }
+            if (importedFrom)
+            {
+                await TestDocker.RemoveImageAsync(docker, FromImage);
+            }
         }
     }
 
-    /// <summary>Imports the OS base tarball of the shared data dir (made by a plain build if missing).</summary>
-    private static async Task EnsureFromImageAsync(Docker.DotNet.DockerClient docker)
+    /// <summary>Imports the OS base tarball of the shared data dir (made by a plain build if missing); false if it was there.</summary>
+    private static async Task<bool> EnsureFromImageAsync(Docker.DotNet.DockerClient docker)
     {
         if (await TestDocker.ImageIdAsync(docker, FromImage) is not null)
         {
-            return;
+            return false;
         }
         if (!File.Exists(DefaultBaseTarball))
         {
@@ -118,5 +123,6 @@ public sealed class Stage0BuilderTests
         await docker.Images.CreateImageAsync(new ImagesCreateParameters { FromSrc = "-", Repo = "makinastates/test-stage0-from", Tag = "latest" },
             tarball, null, new Progress<JSONMessage>());
         Assert.IsNotNull(await TestDocker.ImageIdAsync(docker, FromImage));
+        return true;
     }
 }
