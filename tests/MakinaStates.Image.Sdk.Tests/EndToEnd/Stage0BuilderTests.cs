@@ -31,8 +31,6 @@ public sealed class Stage0BuilderTests
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
-        // The FROM image is this test's when it imports it: removed at the end then, kept when it was there before.
-        var importedFrom = await EnsureFromImageAsync(docker);
 
         var image = $"makinastates/test-builder-{Guid.NewGuid():N}"[..40];
         var builderTag = $"{image}-stage0:latest";
@@ -55,8 +53,12 @@ public sealed class Stage0BuilderTests
             imports.UnionWith(System.Text.RegularExpressions.Regex.Matches(build.Output, @"makinastates/base-debian-bookworm:[0-9a-f]{16}\b").Select(m => m.Value));
             return build;
         }
+        // The FROM image is this test's when it imports it: removed at the end then, kept when it was there before.
+        var fromWasThere = await TestDocker.ImageIdAsync(docker, FromImage) is not null;
         try
         {
+            await EnsureFromImageAsync(docker);
+
             // 1. The real stage0.sh: debootstrap inside the unprivileged builder container.
             var first = await BuildAsync(Common());
             Assert.IsTrue(first.Succeeded, first.Output);
@@ -98,19 +100,19 @@ public sealed class Stage0BuilderTests
             {
                 await TestDocker.RemoveImageAsync(docker, import);
             }
-            if (importedFrom)
+            if (!fromWasThere)
             {
                 await TestDocker.RemoveImageAsync(docker, FromImage);
             }
         }
     }
 
-    /// <summary>Imports the OS base tarball of the shared data dir (made by a plain build if missing); false if it was there.</summary>
-    private static async Task<bool> EnsureFromImageAsync(Docker.DotNet.DockerClient docker)
+    /// <summary>Imports the OS base tarball of the shared data dir (made by a plain build if missing).</summary>
+    private static async Task EnsureFromImageAsync(Docker.DotNet.DockerClient docker)
     {
         if (await TestDocker.ImageIdAsync(docker, FromImage) is not null)
         {
-            return false;
+            return;
         }
         if (!File.Exists(DefaultBaseTarball))
         {
@@ -123,6 +125,5 @@ public sealed class Stage0BuilderTests
         await docker.Images.CreateImageAsync(new ImagesCreateParameters { FromSrc = "-", Repo = "makinastates/test-stage0-from", Tag = "latest" },
             tarball, null, new Progress<JSONMessage>());
         Assert.IsNotNull(await TestDocker.ImageIdAsync(docker, FromImage));
-        return true;
     }
 }

@@ -22,7 +22,7 @@ public static class RunScope
     public static async Task StartAsync()
     {
         s_previousTemp = Environment.GetEnvironmentVariable("TMPDIR");
-        s_temp = Directory.CreateTempSubdirectory("msimage-test-run-").FullName;
+        s_temp = Directory.CreateTempSubdirectory("msrun-").FullName;
         // As /tmp: the rootless Podman tests' user reaches the projects made in it.
         File.SetUnixFileMode(s_temp, (UnixFileMode)0x3FF | UnixFileMode.StickyBit);
         // Path.GetTempPath reads TMPDIR each time, and processes started from now on inherit it.
