@@ -24,7 +24,7 @@ public static class RunScope
         s_previousTemp = Environment.GetEnvironmentVariable("TMPDIR");
         s_temp = Directory.CreateTempSubdirectory("msrun-").FullName;
         // As /tmp: the rootless Podman tests' user reaches the projects made in it.
-        File.SetUnixFileMode(s_temp, (UnixFileMode)0x3FF | UnixFileMode.StickyBit);
+        File.SetUnixFileMode(s_temp, (UnixFileMode)0x1FF | UnixFileMode.StickyBit);
         // Path.GetTempPath reads TMPDIR each time, and processes started from now on inherit it.
         Environment.SetEnvironmentVariable("TMPDIR", s_temp);
         s_basesBefore = await BaseImportsAsync();
