@@ -16,9 +16,6 @@ public static class RunScope
     private static string? s_temp;
     private static HashSet<string>? s_basesBefore;
 
-    /// <summary>The run's TMPDIR (under the one it was given, e.g. .ci/test's); null before the run starts.</summary>
-    public static string? TemporaryFolder => s_temp;
-
     public static async Task StartAsync()
     {
         s_previousTemp = Environment.GetEnvironmentVariable("TMPDIR");
