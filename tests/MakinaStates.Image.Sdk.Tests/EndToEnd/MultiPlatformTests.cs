@@ -33,7 +33,7 @@ public sealed partial class MultiPlatformTests
     {
         Repository.RequirePackedSdk();
         s_docker = await TestDocker.RequireEngineAsync();
-        RequireArm64Emulation();
+        HostEmulation.RequireArm64();
         s_project = new ImageProject(Image, """
             <PropertyGroup>
               <MsPlatforms>linux/amd64;linux/arm64</MsPlatforms>
@@ -73,19 +73,6 @@ public sealed partial class MultiPlatformTests
             s_docker.Dispose();
         }
         s_project?.Dispose();
-    }
-
-    /// <summary>The SDK's own check of the host; under CI the emulation must be there (.ci/setup registers it).</summary>
-    private static void RequireArm64Emulation()
-    {
-        try
-        {
-            PlatformEmulation.ThrowUnlessHostEmulates(MakinaStates.Image.Sdk.Settings.ImagePlatform.Parse("linux/arm64", "MsPlatform"));
-        }
-        catch (MakinaStates.Image.Sdk.Diagnostics.ImageBuildException e)
-        {
-            TestDocker.MissingPrerequisite($"{e.Message} (bash .ci/setup registers it)");
-        }
     }
 
     private static DockerClient Docker => s_docker!;
@@ -292,7 +279,8 @@ public sealed partial class MultiPlatformTests
         StringAssert.Contains(failed.Output, "error MSI0110");
         StringAssert.Contains(failed.Output, "apt-get install qemu-user-static", "what to install");
         StringAssert.Contains(failed.Output, "/proc/sys/fs/binfmt_misc/register", "how to register");
-        Assert.IsTrue(failed.Duration < TimeSpan.FromSeconds(60), $"it took {failed.Duration}");
+        // At once: before any stage (an arm64 build takes minutes); the bound has room for a loaded 2-core machine.
+        Assert.IsTrue(failed.Duration < TimeSpan.FromSeconds(180), $"it took {failed.Duration}");
         Assert.AreEqual(0, (await TestDocker.StageContainersAsync(Docker, image)).Count);
         Assert.IsNull(await TestDocker.ImageIdAsync(Docker, $"{image}:candidate-arm64"));
         Assert.IsNull(await TestDocker.ImageIdAsync(Docker, $"{image}:candidate"));
@@ -332,19 +320,6 @@ public sealed partial class MultiPlatformTests
         StringAssert.Contains(build.Output, named);
         Assert.IsFalse(build.Output.Contains("MsStage0:", StringComparison.Ordinal), "no platform's build started");
         Assert.AreEqual(0, (await TestDocker.StageContainersAsync(Docker, image)).Count);
-    }
-
-    [TestMethod]
-    public async Task Zz_clean_with_MsCleanImages_removes_every_platforms_images()
-    {
-        _ = Build;
-        var clean = await DotnetBuild.RunAsync(s_project!.ProjectFile, ["-t:Clean", "-p:MsCleanImages=true"]);
-        Assert.IsTrue(clean.Succeeded, clean.Output);
-        foreach (var reference in new[] { $"{Image}:candidate", $"{Image}:candidate-arm64", $"{Image}-stage1:latest", $"{Image}-stage1:arm64" })
-        {
-            Assert.IsNull(await TestDocker.ImageIdAsync(Docker, reference), $"{reference} stays after the clean");
-        }
-        Assert.IsFalse(Directory.Exists(Path.Combine(s_project.Directory, "obj", "msimage")));
     }
 
     private static async Task<string[]> CandidateIdsAsync() =>

@@ -31,6 +31,7 @@ public sealed class PlatformProbeTests
     [TestMethod]
     public async Task An_arm64_image_runs_and_leaves_no_container()
     {
+        HostEmulation.RequireArm64();
         await WithImageAsync(AArch64, PrintsAarch64, async (engine, image, labels) =>
         {
             await PlatformEmulation.ThrowUnlessEngineRunsAsync(engine, image, Arm64, labels, CancellationToken.None);

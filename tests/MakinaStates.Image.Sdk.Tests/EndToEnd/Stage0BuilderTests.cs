@@ -31,7 +31,6 @@ public sealed class Stage0BuilderTests
     {
         Repository.RequirePackedSdk();
         using var docker = await TestDocker.RequireEngineAsync();
-        await EnsureFromImageAsync(docker);
 
         var image = $"makinastates/test-builder-{Guid.NewGuid():N}"[..40];
         var builderTag = $"{image}-stage0:latest";
@@ -54,8 +53,12 @@ public sealed class Stage0BuilderTests
             imports.UnionWith(System.Text.RegularExpressions.Regex.Matches(build.Output, @"makinastates/base-debian-bookworm:[0-9a-f]{16}\b").Select(m => m.Value));
             return build;
         }
+        // The FROM image is this test's when it imports it: removed at the end then, kept when it was there before.
+        var fromWasThere = await TestDocker.ImageIdAsync(docker, FromImage) is not null;
         try
         {
+            await EnsureFromImageAsync(docker);
+
             // 1. The real stage0.sh: debootstrap inside the unprivileged builder container.
             var first = await BuildAsync(Common());
             Assert.IsTrue(first.Succeeded, first.Output);
@@ -97,6 +100,10 @@ public sealed class Stage0BuilderTests
             foreach (var import in imports)
             {
                 await TestDocker.RemoveImageAsync(docker, import);
+            }
+            if (!fromWasThere)
+            {
+                await TestDocker.RemoveImageAsync(docker, FromImage);
             }
         }
     }

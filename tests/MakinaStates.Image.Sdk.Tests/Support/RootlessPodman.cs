@@ -33,11 +33,11 @@ public sealed class RootlessPodman : IAsyncDisposable
 
     public DockerClient Connect() => new DockerClientBuilder().WithEndpoint(new Uri(Host)).Build();
 
-    /// <summary>What the user's shell would have: no root, its own home, NuGet folder and runtime dir.</summary>
+    /// <summary>What the user's shell would have: no root, its own home, NuGet folder and runtime dir; a TMPDIR in its home, which goes with it.</summary>
     public IReadOnlyList<string> AsUser =>
     [
         "setpriv", $"--reuid={User}", $"--regid={User}", "--init-groups", "env", "-i", $"HOME={Home}", $"USER={User}", $"LOGNAME={User}",
-        "PATH=/usr/local/bin:/usr/bin:/bin", $"XDG_RUNTIME_DIR={RuntimeDirectory}", $"NUGET_PACKAGES={Home}/.nuget/packages",
+        "PATH=/usr/local/bin:/usr/bin:/bin", $"XDG_RUNTIME_DIR={RuntimeDirectory}", $"NUGET_PACKAGES={Home}/.nuget/packages", $"TMPDIR={Home}/tmp",
         "DOTNET_CLI_TELEMETRY_OPTOUT=1", "DOTNET_NOLOGO=1", "MSBUILDDISABLENODEREUSE=1",
     ];
 
@@ -62,6 +62,7 @@ public sealed class RootlessPodman : IAsyncDisposable
         }
         var runtime = $"/tmp/{user}-run";
         HostProcess.Run("install", "-d", "-o", user, "-g", user, "-m", "700", runtime, $"{runtime}/podman");
+        HostProcess.Run("install", "-d", "-o", user, "-g", user, "-m", "700", $"/home/{user}/tmp");
         var config = $"/home/{user}/.config/containers";
         Directory.CreateDirectory(config);
         // Both roots spelled out: a commit through the API fails with "runroot must be set" otherwise.

@@ -11,19 +11,21 @@ public static class TestAssembly
 {
     /// <summary>MSBuild must be located before any Microsoft.Build type is loaded.</summary>
     [AssemblyInitialize]
-    public static void Initialize(TestContext _)
+    public static async Task Initialize(TestContext _)
     {
         if (!MSBuildLocator.IsRegistered)
         {
             MSBuildLocator.RegisterDefaults();
         }
+        await RunScope.StartAsync();
     }
 
-    /// <summary>Engines shared by several test classes stop with the run.</summary>
+    /// <summary>Engines shared by several test classes stop with the run; then what the run owns goes.</summary>
     [AssemblyCleanup]
     public static async Task StopSharedEngines()
     {
         await SharedCgroupV2Engine.StopAsync();
         await SharedPodmanService.StopAsync();
+        await RunScope.EndAsync();
     }
 }

@@ -99,13 +99,50 @@ public sealed class SystemdCgroupAccessTests
     [TestMethod]
     public void The_readmes_run_lines_use_the_stage_containers_flags()
     {
-        // A user runs the candidate as the build ran it: the three README lines carry the same cgroup flags.
+        // A user runs the candidate as the build ran it: each README line carries the flags of the stage containers the
+        // SDK makes on that host (v1; v2 before Docker 28.0, API 1.48; v2 from 28.0), as SystemdContainerSpec makes them.
         var lines = File.ReadAllLines(Path.Combine(Support.Repository.Root, "README.md")).Where(l => l.StartsWith("docker run -d ", StringComparison.Ordinal)).ToList();
-        Assert.AreEqual(3, lines.Count, string.Join("\n", lines));
-        StringAssert.Contains(lines[0], "-v /sys/fs/cgroup:/sys/fs/cgroup:ro");
-        StringAssert.Contains(lines[1], "--cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw");
-        StringAssert.Contains(lines[2], "--cgroupns=private --security-opt writable-cgroups=true");
-        Assert.IsTrue(lines.All(l => l.Contains("--tmpfs /run --tmpfs /run/lock", StringComparison.Ordinal)));
+        var hosts = new[] { ("1", "1.41"), ("2", "1.47"), ("2", "1.48") };
+        Assert.AreEqual(hosts.Length, lines.Count, string.Join("\n", lines));
+        foreach (var (line, (cgroup, api)) in lines.Zip(hosts))
+        {
+            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.AreEqual("mycompany/hello:candidate", words[^1], line);
+            var expected = RunFlags(Spec(SystemdCgroupAccessChoice.Choose(cgroup, api)));
+            CollectionAssert.AreEquivalent(expected, Flags(words[3..^1]), $"cgroup v{cgroup}, API {api}: the README says\n{line}\nthe SDK runs\n{string.Join(' ', expected)}");
+        }
+    }
+
+    /// <summary>A stage container's host config as `docker run` flags; fails on a setting it cannot write (a new one in the spec).</summary>
+    private static List<string> RunFlags(Docker.DotNet.Models.CreateContainerParameters container)
+    {
+        var host = container.HostConfig!;
+        // Tmpfs mount options are the engine's defaults on a command line: the paths are what matters.
+        List<string> flags = [.. (host.Tmpfs ?? new Dictionary<string, string>()).Keys.Select(path => $"--tmpfs {path}")];
+        if (host.CgroupnsMode is { Length: > 0 } cgroupns)
+        {
+            flags.Add($"--cgroupns={cgroupns}");
+        }
+        flags.AddRange((host.Binds ?? []).Select(bind => $"-v {bind}"));
+        flags.AddRange((host.SecurityOpt ?? []).Select(option => $"--security-opt {option}"));
+        var written = new[] { nameof(host.Tmpfs), nameof(host.CgroupnsMode), nameof(host.Binds), nameof(host.SecurityOpt) };
+        var unset = new Docker.DotNet.Models.HostConfig();
+        foreach (var property in typeof(Docker.DotNet.Models.HostConfig).GetProperties().Where(p => !written.Contains(p.Name)))
+        {
+            Assert.AreEqual(property.GetValue(unset), property.GetValue(host), $"the stage container sets {property.Name}, which this test cannot write as a flag");
+        }
+        return flags;
+    }
+
+    /// <summary>A command line's flags, each with its value ("-v a:b", "--cgroupns=host").</summary>
+    private static List<string> Flags(string[] words)
+    {
+        var flags = new List<string>();
+        for (var i = 0; i < words.Length; i++)
+        {
+            flags.Add(words[i].Contains('=', StringComparison.Ordinal) || i + 1 == words.Length ? words[i] : $"{words[i]} {words[++i]}");
+        }
+        return flags;
     }
 
     private static Docker.DotNet.Models.CreateContainerParameters Spec(SystemdCgroupAccess access) =>
