@@ -71,7 +71,6 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
             // Committed under a build-private tag, tagged candidate only once complete: a failure never touches the
             // previous candidate, and the new image is never untagged (a concurrent prune cannot take it).
-            var tag = ImageReference.SplitTag(Build.ImageCandidate).Tag;
             CommitContainerChangesResponse commit;
             using (TransferProgress.Every(elapsed => $"Stage3: committing {Build.ImageCandidate}… {elapsed.TotalSeconds:0} s",
                 message => Log.LogMessage(MessageImportance.High, "{0}", message)))
