@@ -82,9 +82,10 @@ public static class ContainerXattrs
                 target.Add(ParseAclEntry(entry, number, line));
             }
             var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-            if (access.Any(e => e.Tag is PosixAcl.Tag.User or PosixAcl.Tag.Group or PosixAcl.Tag.Mask))
+            var accessValue = access.Count > 0 ? EncodeAcl(access, path) : null;
+            if (accessValue is not null && access.Any(e => e.Tag is PosixAcl.Tag.User or PosixAcl.Tag.Group or PosixAcl.Tag.Mask))
             {
-                values[Access] = EncodeAcl(access, path);
+                values[Access] = accessValue;
             }
             if (defaults.Count > 0)
             {
@@ -233,7 +234,10 @@ public static class ContainerXattrs
         }
     }
 
-    /// <summary>getfacl and getfattr write spaces, backslashes and non-printable bytes as \ooo (three octal digits).</summary>
+    /// <summary>
+    /// getfacl and getfattr write some bytes of a name as \ooo (three octal digits): acl 2.3 (Debian 12) newlines and
+    /// carriage returns, a backslash as \\; older versions spaces and every non-printable byte too.
+    /// </summary>
     internal static byte[] Unescape(string text)
     {
         var bytes = new List<byte>(text.Length);
@@ -243,6 +247,11 @@ public static class ContainerXattrs
             {
                 bytes.Add((byte)Convert.ToInt32(text.Substring(i + 1, 3), 8));
                 i += 3;
+            }
+            else if (text[i] == '\\' && i + 1 < text.Length && text[i + 1] == '\\')
+            {
+                bytes.Add((byte)'\\');
+                i++;
             }
             else
             {
