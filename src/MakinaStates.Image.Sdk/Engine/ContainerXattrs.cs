@@ -280,8 +280,15 @@ public static class ContainerXattrs
             // Docker.DotNet maps every 404 of this call to "container not found", a missing path included.
             return null;
         }
-        await using var buffered = new BufferedStream(stream, 1 << 20);
-        await using var reader = new TarReader(buffered);
+        // The lists are small: read whole, which also avoids the tar reader's small reads on Docker.DotNet's chunked
+        // stream (and a BufferedStream over it, which says it cannot read once the response ended).
+        using var copy = new MemoryStream();
+        await using (stream.ConfigureAwait(false))
+        {
+            await stream.CopyToAsync(copy, cancellationToken).ConfigureAwait(false);
+        }
+        copy.Position = 0;
+        await using var reader = new TarReader(copy);
         var entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
         if (entry?.DataStream is null)
         {
