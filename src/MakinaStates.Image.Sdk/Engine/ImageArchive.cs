@@ -31,6 +31,26 @@ public static class ImageArchive
         return error;
     }
 
+    /// <summary>
+    /// Removes the image a load replaced under its name (now untagged), unless it is the loaded one; one still used
+    /// (a container made from it, another tag) stays.
+    /// </summary>
+    public static async Task RemoveReplacedAsync(DockerEngine engine, string replacedId, string loadedId)
+    {
+        if (replacedId == loadedId)
+        {
+            return;
+        }
+        try
+        {
+            await engine.Client.Images.DeleteImageAsync(replacedId, new ImageDeleteParameters(), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Docker.DotNet.DockerApiException)
+        {
+            // Still used: it stays, unnamed, until that goes.
+        }
+    }
+
     private static async Task WriteAsync(PipeWriter output, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
     {
         try

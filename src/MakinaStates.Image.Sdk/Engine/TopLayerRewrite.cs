@@ -52,18 +52,8 @@ public static class TopLayerRewrite
             {
                 throw Failed(reference, engine, error ?? $"the engine names {loaded?.ID ?? "no image"} {reference}, not the loaded {rewritten.ImageId}");
             }
-            if (image.ID != loaded.ID)
-            {
-                // The image as committed is untagged now: it goes (its lower layers are the loaded image's).
-                try
-                {
-                    await engine.Client.Images.DeleteImageAsync(image.ID, new ImageDeleteParameters(), CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Docker.DotNet.DockerApiException)
-                {
-                    // Still used (a container made from it, another tag): it stays.
-                }
-            }
+            // The image as committed is untagged now: it goes (its lower layers are the loaded image's).
+            await ImageArchive.RemoveReplacedAsync(engine, image.ID, loaded.ID).ConfigureAwait(false);
             log($"Wrote the top layer of {reference} again with the ACLs and xattrs of {xattrsByPath.Count} path(s) ({TransferProgress.Megabytes(new FileInfo(spool).Length)}, {started.Elapsed.TotalSeconds:0.0} s).");
             return loaded.ID;
         }
