@@ -41,9 +41,14 @@ public static class TopLayerRewrite
         try
         {
             Rewritten rewritten;
-            await using (var saved = await ImageArchive.SaveAsync(engine, reference, cancellationToken).ConfigureAwait(false))
+            try
             {
+                await using var saved = await ImageArchive.SaveAsync(engine, reference, cancellationToken).ConfigureAwait(false);
                 rewritten = await RewriteSavedAsync(saved, diffIds[^1], diffIds.Count, xattrsByPath, sourceDateEpoch, spool, cancellationToken).ConfigureAwait(false);
+            }
+            catch (InvalidDataException e)
+            {
+                throw Failed(reference, engine, e.Message, e);
             }
             var error = await ImageArchive.LoadAsync(engine, (output, ct) => WriteLoadArchiveAsync(rewritten, reference, output, ct), cancellationToken)
                 .ConfigureAwait(false);
@@ -54,7 +59,7 @@ public static class TopLayerRewrite
             }
             // The image as committed is untagged now: it goes (its lower layers are the loaded image's).
             await ImageArchive.RemoveReplacedAsync(engine, image.ID, loaded.ID).ConfigureAwait(false);
-            log($"Wrote the top layer of {reference} again with the ACLs and xattrs of {xattrsByPath.Count} path(s) ({TransferProgress.Megabytes(new FileInfo(spool).Length)}, {started.Elapsed.TotalSeconds:0.0} s).");
+            log($"Wrote the top layer of {reference} again with the ACLs and xattrs save-acls.sh listed ({xattrsByPath.Count} path(s); {TransferProgress.Megabytes(new FileInfo(spool).Length)}, {started.Elapsed.TotalSeconds:0.0} s).");
             return loaded.ID;
         }
         finally
@@ -309,6 +314,6 @@ public static class TopLayerRewrite
         return buffer.ToArray();
     }
 
-    private static ImageBuildException Failed(string reference, DockerEngine engine, string reason) =>
-        new(MsiCodes.TopLayerRewriteFailed, MsiMessages.Format("TopLayerRewriteFailed", reference, engine.Endpoint.Display, reason));
+    private static ImageBuildException Failed(string reference, DockerEngine engine, string reason, Exception? inner = null) =>
+        new(MsiCodes.TopLayerRewriteFailed, MsiMessages.Format("TopLayerRewriteFailed", reference, engine.Endpoint.Display, reason), inner: inner);
 }
