@@ -9,8 +9,9 @@ for d in /*; do
   case "$d" in /proc|/sys|/dev|/run|/tmp|/docker) continue ;; esac
   [ -d "$d" ] && [ ! -L "$d" ] && dirs+=("$d")
 done
-# -s: only entries with extended ACLs (a short file, a quick restore); -p: absolute names.
-getfacl -R -s -p "${dirs[@]}" > /acls.txt 2>/dev/null || true
+# -s: only entries with extended ACLs (a short file, a quick restore); -p: absolute names; -n: numeric ids (the SDK
+# writes them into the committed layer as binary ACLs; setfacl --restore takes them too).
+getfacl -R -s -p -n "${dirs[@]}" > /acls.txt 2>/dev/null || true
 if command -v getfattr >/dev/null 2>&1; then
   getfattr -R -h -d -m '^user\.' -e hex --absolute-names "${dirs[@]}" > /xattrs.txt 2>/dev/null || true
 fi

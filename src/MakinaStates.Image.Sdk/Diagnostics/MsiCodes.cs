@@ -66,6 +66,8 @@ public static class MsiCodes
     public const string SnapshotFailed = "MSI3003";
     public const string AclSaveFailed = "MSI3004";
     public const string AclsNotRestoredWithoutInit = "MSI3005";
+    public const string XattrListInvalid = "MSI3006";
+    public const string TopLayerRewriteFailed = "MSI3007";
 
     // MSI4xxx: the push after Stage3.
     public const string PushSettingsInvalid = "MSI4001";

@@ -1,5 +1,4 @@
 using System.Formats.Tar;
-using System.IO.Pipelines;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Docker.DotNet.Models;
@@ -30,12 +29,11 @@ public static class ImageArchitecture
             return image.ID;
         }
         log($"Giving {reference} the platform {platform} (the engine recorded {image.Os}/{image.Architecture}).");
-        var pipe = new Pipe();
-        string? error = null;
-        var load = engine.Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, pipe.Reader.AsStream(),
-            new ImmediateProgress<JSONMessage>(m => error ??= m.Error?.Message), cancellationToken);
-        var rewrite = RewriteAsync(engine, reference, platform, pipe.Writer, cancellationToken);
-        await Task.WhenAll(rewrite, load).ConfigureAwait(false);
+        var error = await ImageArchive.LoadAsync(engine, async (output, ct) =>
+        {
+            await using var saved = await ImageArchive.SaveAsync(engine, reference, ct).ConfigureAwait(false);
+            await RewriteArchiveAsync(saved, output, platform, ct).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
         var loaded = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
         if (error is not null || !Matches(loaded, platform))
         {
@@ -44,27 +42,8 @@ public static class ImageArchitecture
         }
         // The import as the engine made it is untagged now: it goes (its layers are the loaded image's), unless still
         // used (a container of an earlier build): then it stays, unnamed, until that goes.
-        await engine.RemoveImageIfPresentAsync(image.ID, CancellationToken.None).ConfigureAwait(false);
+        await ImageArchive.RemoveReplacedAsync(engine, image.ID, loaded.ID).ConfigureAwait(false);
         return loaded.ID;
-    }
-
-    private static async Task RewriteAsync(DockerEngine engine, string reference, ImagePlatform platform, PipeWriter output, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await using var saved = await engine.Client.Images.SaveImageAsync(reference, cancellationToken).ConfigureAwait(false);
-            // Read in large blocks: Docker.DotNet's chunked response stream fails (EndOfStreamException) on the tar reader's
-            // small reads across chunk boundaries.
-            await using var buffered = new BufferedStream(saved, 1 << 20);
-            await using var target = output.AsStream();
-            await RewriteArchiveAsync(buffered, target, platform, cancellationToken).ConfigureAwait(false);
-            await output.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (Exception e)
-        {
-            await output.CompleteAsync(e).ConfigureAwait(false);
-            throw;
-        }
     }
 
     /// <summary>

@@ -1,0 +1,319 @@
+using System.Formats.Tar;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Diagnostics;
+using MakinaStates.Image.Sdk.Injection;
+
+namespace MakinaStates.Image.Sdk.Engine;
+
+/// <summary>
+/// Writes a committed image's top layer again with the POSIX ACLs and user xattrs its paths had in the container
+/// (`docker commit` keeps only security.capability), and loads it back under the same name. Only the top layer is
+/// rewritten and sent: the lower layers stay on the engine (named in manifest.json, absent from the load archive).
+/// Apart from time clamping (with an epoch), each entry stays as it was: content, whiteouts, owners, modes, links and
+/// the xattr records it already had. With an epoch the result is reproducible: the same content gives the same layer
+/// digest and the same image id.
+/// </summary>
+public static class TopLayerRewrite
+{
+    /// <summary>The top layer as written again, in the spool, with what the load archive needs.</summary>
+    public sealed record Rewritten(string LayerFile, string DiffId, byte[] Config, IReadOnlyList<string> LowerLayerPaths, IReadOnlyList<string> DiffIds)
+    {
+        public string ImageId => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Config));
+    }
+
+    /// <summary>The new image id, <paramref name="reference"/> (repo:tag) naming it.</summary>
+    public static async Task<string> RewriteAsync(DockerEngine engine, string reference, IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> xattrsByPath,
+        DateTimeOffset? sourceDateEpoch, string spoolDirectory, Action<string> log, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var image = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
+        var diffIds = image.RootFS?.Layers ?? [];
+        if (diffIds.Count == 0)
+        {
+            throw Failed(reference, engine, "the image has no layer");
+        }
+        Directory.CreateDirectory(spoolDirectory);
+        var spool = Path.Combine(spoolDirectory, $"top-layer-{Guid.NewGuid():N}.tar");
+        try
+        {
+            Rewritten rewritten;
+            try
+            {
+                await using var saved = await ImageArchive.SaveAsync(engine, reference, cancellationToken).ConfigureAwait(false);
+                rewritten = await RewriteSavedAsync(saved, diffIds[^1], diffIds.Count, xattrsByPath, sourceDateEpoch, spool, cancellationToken).ConfigureAwait(false);
+            }
+            catch (InvalidDataException e)
+            {
+                throw Failed(reference, engine, e.Message, e);
+            }
+            var error = await ImageArchive.LoadAsync(engine, (output, ct) => WriteLoadArchiveAsync(rewritten, reference, output, ct), cancellationToken)
+                .ConfigureAwait(false);
+            var loaded = await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
+            if (error is not null || loaded?.ID != rewritten.ImageId || loaded.RootFS?.Layers?.SequenceEqual(rewritten.DiffIds) != true)
+            {
+                throw Failed(reference, engine, error ?? $"the engine names {loaded?.ID ?? "no image"} {reference}, not the loaded {rewritten.ImageId}");
+            }
+            // The image as committed is untagged now: it goes (its lower layers are the loaded image's).
+            await ImageArchive.RemoveReplacedAsync(engine, image.ID, loaded.ID).ConfigureAwait(false);
+            log($"Wrote the top layer of {reference} again with the ACLs and xattrs save-acls.sh listed ({xattrsByPath.Count} path(s); {TransferProgress.Megabytes(new FileInfo(spool).Length)}, {started.Elapsed.TotalSeconds:0.0} s).");
+            return loaded.ID;
+        }
+        finally
+        {
+            File.Delete(spool);
+            File.Delete(spool + ".raw");
+        }
+    }
+
+    /// <summary>
+    /// Reads a `docker save` archive, writes its top layer again into <paramref name="spoolFile"/> (and, with an epoch,
+    /// <paramref name="spoolFile"/>.raw: the caller deletes both) and makes the new config; the lower layers are skipped.
+    /// </summary>
+    /// <remarks>
+    /// Finding the top layer: `docker save` writes manifest.json (which lists the layers in order) after the layers,
+    /// and the config (rootfs.diff_ids) may come before or after them (Docker 20.10 sorts the archive by name, the
+    /// layer folders being named by v1 ids), so neither tells a layer's place when it streams by; spooling every
+    /// layer to decide afterwards would write the whole image to disk. So a layer is taken as a candidate when it is
+    /// the only one, when its name holds the top diff_id (Podman's and the OCI layout's layers are named by digest),
+    /// or when its v1 "json" (which comes before layer.tar in the same folder) is the image's own: Docker gives the
+    /// lower layers a placeholder without "config". A candidate is rewritten while its original bytes are hashed,
+    /// and kept only when that hash is the top diff_id (the engine's own inspect said which): a wrong guess costs time,
+    /// never a wrong layer, and no match at all is an error.
+    /// </remarks>
+    public static async Task<Rewritten> RewriteSavedAsync(Stream saved, string topDiffId, int layerCount,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> xattrsByPath, DateTimeOffset? sourceDateEpoch, string spoolFile,
+        CancellationToken cancellationToken)
+    {
+        var imageFolders = new HashSet<string>(StringComparer.Ordinal);
+        var configs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        byte[]? manifest = null;
+        string? topPath = null, newDiffId = null;
+        await using var reader = new TarReader(saved, leaveOpen: true);
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || entry.DataStream is null)
+            {
+                continue;
+            }
+            var name = entry.Name;
+            var folder = Path.GetDirectoryName(name) ?? "";
+            if (name == "manifest.json" || (name.EndsWith(".json", StringComparison.Ordinal) && !name.Contains('/')))
+            {
+                var bytes = await ReadAllAsync(entry.DataStream, cancellationToken).ConfigureAwait(false);
+                if (name == "manifest.json") manifest = bytes; else configs[name] = bytes;
+            }
+            else if (name.EndsWith("/json", StringComparison.Ordinal))
+            {
+                if (JsonNode.Parse(await ReadAllAsync(entry.DataStream, cancellationToken).ConfigureAwait(false)) is JsonObject v1 && v1.ContainsKey("config"))
+                {
+                    imageFolders.Add(folder);
+                }
+            }
+            else if (topPath is null && IsLayer(name)
+                     && (layerCount == 1 || imageFolders.Contains(folder) || name.Contains(topDiffId["sha256:".Length..], StringComparison.Ordinal)))
+            {
+                var (original, rewritten) = await RewriteLayerAsync(entry.DataStream, xattrsByPath, sourceDateEpoch, spoolFile, cancellationToken).ConfigureAwait(false);
+                if (original == topDiffId)
+                {
+                    (topPath, newDiffId) = (name, rewritten);
+                }
+            }
+        }
+        if (topPath is null || newDiffId is null)
+        {
+            throw new InvalidDataException($"the saved image holds no layer whose digest is its top diff_id {topDiffId}");
+        }
+        var image = JsonNode.Parse(manifest ?? throw new InvalidDataException("the saved image has no manifest.json"))!.AsArray()
+            .OfType<JsonObject>().FirstOrDefault() ?? throw new InvalidDataException("manifest.json names no image");
+        var configName = image["Config"]?.GetValue<string>() ?? "";
+        var layers = image["Layers"]?.AsArray().Select(l => l!.GetValue<string>()).ToList() ?? [];
+        if (!configs.TryGetValue(configName, out var configBytes) || layers.Count != layerCount)
+        {
+            throw new InvalidDataException($"manifest.json names the config '{configName}' and {layers.Count} layer(s), which the archive and the image ({layerCount} layers) do not match");
+        }
+        var config = JsonNode.Parse(configBytes)!.AsObject();
+        var diffIds = config["rootfs"]?["diff_ids"]?.AsArray() ?? throw new InvalidDataException("the image config has no rootfs.diff_ids");
+        if (diffIds.Count != layerCount || diffIds[^1]?.GetValue<string>() != topDiffId)
+        {
+            throw new InvalidDataException($"the image config's rootfs.diff_ids do not end with the top layer {topDiffId}");
+        }
+        diffIds[^1] = newDiffId;
+        if (sourceDateEpoch is { } epoch)
+        {
+            Normalize(config, epoch);
+        }
+        return new Rewritten(spoolFile, newDiffId, Encoding.UTF8.GetBytes(config.ToJsonString()), layers[..^1],
+            [.. diffIds.Select(d => d!.GetValue<string>())]);
+    }
+
+    /// <summary>
+    /// The archive `docker load` takes: the new top layer, the config named by its digest, and manifest.json naming
+    /// the lower layers as `docker save` did (absent: the engine has their chain) and the new one.
+    /// </summary>
+    public static async Task WriteLoadArchiveAsync(Rewritten rewritten, string reference, Stream output, CancellationToken cancellationToken)
+    {
+        var writer = new PaxTarWriter(output);
+        var layerPath = rewritten.DiffId["sha256:".Length..] + "/layer.tar";
+        var configName = rewritten.ImageId["sha256:".Length..] + ".json";
+        var manifest = new JsonArray(new JsonObject
+        {
+            ["Config"] = configName,
+            ["RepoTags"] = new JsonArray(reference),
+            ["Layers"] = new JsonArray([.. rewritten.LowerLayerPaths.Append(layerPath).Select(p => (JsonNode)p!)]),
+        });
+        await using (var layer = File.OpenRead(rewritten.LayerFile))
+        {
+            await writer.WriteEntryAsync(ArchiveFile(layerPath, layer.Length), layer, cancellationToken).ConfigureAwait(false);
+        }
+        foreach (var (name, bytes) in new[] { (configName, rewritten.Config), ("manifest.json", Encoding.UTF8.GetBytes(manifest.ToJsonString())) })
+        {
+            await writer.WriteEntryAsync(ArchiveFile(name, bytes.Length), new MemoryStream(bytes), cancellationToken).ConfigureAwait(false);
+        }
+        await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes one layer again into <paramref name="spoolFile"/>; the digests of the layer as read and as written.
+    /// Without an epoch it streams, entry by entry in the original order. With one, the layer is first copied to
+    /// spoolFile.raw, then written sorted by name from there (overlayfs' readdir order is not stable).
+    /// </summary>
+    public static async Task<(string Original, string Rewritten)> RewriteLayerAsync(Stream layer,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> xattrsByPath, DateTimeOffset? sourceDateEpoch, string spoolFile,
+        CancellationToken cancellationToken)
+    {
+        var input = new Sha256Stream(layer);
+        await using var file = new FileStream(spoolFile, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true);
+        var output = new Sha256Stream(file);
+        var writer = new PaxTarWriter(output);
+        if (sourceDateEpoch is not { } epoch)
+        {
+            var reader = new LayerTarReader(input);
+            while (await reader.NextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                await writer.WriteEntryAsync(Rewrite(entry, entry.Name, entry.LinkName, xattrsByPath, null), reader.Content, cancellationToken).ConfigureAwait(false);
+            }
+            await reader.DrainAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await using var raw = new FileStream(spoolFile + ".raw", FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 20, useAsync: true);
+            await input.CopyToAsync(raw, 1 << 20, cancellationToken).ConfigureAwait(false);
+            raw.Position = 0;
+            var reader = new LayerTarReader(raw);
+            var entries = new List<LayerTarReader.Entry>();
+            while (await reader.NextAsync(cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                entries.Add(entry);
+            }
+            foreach (var (entry, name, link) in Sorted(entries))
+            {
+                await writer.WriteEntryAsync(Rewrite(entry, name, link, xattrsByPath, epoch), reader.ContentOf(entry), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
+        return (input.Digest(), output.Digest());
+    }
+
+    /// <summary>
+    /// Entries by name, hard links last (a link needs its target written before it). Which name of a set of hard links
+    /// the tar holds as the file depends on the readdir order too: the first by name becomes the file, the others link to it.
+    /// </summary>
+    private static IEnumerable<(LayerTarReader.Entry Entry, string Name, string? Link)> Sorted(List<LayerTarReader.Entry> entries)
+    {
+        static bool IsLink(LayerTarReader.Entry e) => e.Type == (byte)'1';
+        var files = new Dictionary<string, LayerTarReader.Entry>(StringComparer.Ordinal);
+        foreach (var entry in entries.Where(e => !IsLink(e)))
+        {
+            files.TryAdd(entry.Path, entry);
+        }
+        // Target path -> the name the set's file gets (a link to a file outside the layer stays as it is).
+        var first = entries.Where(e => IsLink(e) && files.ContainsKey(LayerTarReader.Normalize(e.LinkName!)))
+            .GroupBy(e => LayerTarReader.Normalize(e.LinkName!), StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Select(e => e.Name).Append(files[g.Key].Name).MinBy(LayerTarReader.Normalize, StringComparer.Ordinal)!,
+                StringComparer.Ordinal);
+        var result = new List<(LayerTarReader.Entry Entry, string Name, string? Link)>();
+        foreach (var entry in entries)
+        {
+            if (IsLink(entry) && first.TryGetValue(LayerTarReader.Normalize(entry.LinkName!), out var file))
+            {
+                if (entry.Name != file)
+                {
+                    result.Add((entry, entry.Name, file));
+                }
+            }
+            else if (!IsLink(entry) && first.TryGetValue(entry.Path, out file) && file != entry.Name)
+            {
+                // The file's content and metadata under the first name; its own name becomes a link to it.
+                result.Add((entry, file, null));
+                result.Add((entry with { Type = (byte)'1', Size = 0 }, entry.Name, file));
+            }
+            else
+            {
+                result.Add((entry, entry.Name, entry.LinkName));
+            }
+        }
+        return result.OrderBy(r => IsLink(r.Entry)).ThenBy(r => LayerTarReader.Normalize(r.Name), StringComparer.Ordinal).ThenBy(r => r.Name, StringComparer.Ordinal);
+    }
+
+    private static PaxTarWriter.Entry Rewrite(LayerTarReader.Entry entry, string name, string? link,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> xattrsByPath, DateTimeOffset? epoch)
+    {
+        if (entry.Type is (byte)'3' or (byte)'4' && (entry.DevMajor != 0 || entry.DevMinor != 0))
+        {
+            // PaxTarWriter writes no device numbers.
+            throw new InvalidDataException($"{entry.Name} is a device ({entry.DevMajor}:{entry.DevMinor}), which this rewrite cannot write.");
+        }
+        var type = entry.IsFile ? PaxTarWriter.EntryType.File : (PaxTarWriter.EntryType)entry.Type;
+        var xattrs = new Dictionary<string, byte[]>(entry.Xattrs, StringComparer.Ordinal);
+        if (!entry.IsWhiteout && xattrsByPath.TryGetValue(LayerTarReader.Normalize(name), out var saved))
+        {
+            foreach (var (key, value) in saved)
+            {
+                // Records already in the layer (security.capability) stay as they are.
+                xattrs.TryAdd(key, value);
+            }
+        }
+        var mtime = epoch is { } clamp && entry.ModificationTime > clamp ? clamp : entry.ModificationTime;
+        return new PaxTarWriter.Entry(name, type, entry.Mode, entry.Uid, entry.Gid, mtime)
+        {
+            Size = type == PaxTarWriter.EntryType.File ? entry.Size : 0,
+            LinkName = link,
+            Xattrs = xattrs,
+        };
+    }
+
+    /// <summary>What ties the config to the build container or the build time: the epoch instead, or nothing.</summary>
+    private static void Normalize(JsonObject config, DateTimeOffset epoch)
+    {
+        var created = epoch.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
+        config["created"] = created;
+        if (config["history"]?.AsArray().OfType<JsonObject>().LastOrDefault(h => h["empty_layer"]?.GetValue<bool>() != true) is { } history)
+        {
+            history["created"] = created;
+        }
+        config.Remove("container");
+        config.Remove("container_config");
+        (config["config"] as JsonObject)?.Remove("Hostname");
+    }
+
+    private static bool IsLayer(string name) =>
+        name.EndsWith("/layer.tar", StringComparison.Ordinal) || (!name.Contains('/') && name.EndsWith(".tar", StringComparison.Ordinal))
+        || name.StartsWith("blobs/sha256/", StringComparison.Ordinal);
+
+    private static PaxTarWriter.Entry ArchiveFile(string name, long size) =>
+        new(name, PaxTarWriter.EntryType.File, 0x1A4, 0, 0, DateTimeOffset.UnixEpoch) { Size = size };
+
+    private static async Task<byte[]> ReadAllAsync(Stream data, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        await data.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        return buffer.ToArray();
+    }
+
+    private static ImageBuildException Failed(string reference, DockerEngine engine, string reason, Exception? inner = null) =>
+        new(MsiCodes.TopLayerRewriteFailed, MsiMessages.Format("TopLayerRewriteFailed", reference, engine.Endpoint.Display, reason), inner: inner);
+}

@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using MakinaStates.Image.Sdk.Engine;
+using MakinaStates.Image.Sdk.Tests.Support;
+
+namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
+
+/// <summary>
+/// `docker commit` drops ACLs and user xattrs; the top layer written again from save-acls.sh's lists carries them,
+/// and the engine applies them when it loads it: a container of the image has them without any restore at boot.
+/// </summary>
+[TestClass]
+public sealed class TopLayerRewriteEngineTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    private const string Setup = """
+        set -e
+        mkdir -p /srv/acl-dir "/srv/sp ace"
+        echo content > /srv/acl-file
+        setfacl -m u:4242:rw,g:4243:r /srv/acl-file
+        setfacl -m g:4243:rwx -d -m g:4243:rx,u:4242:rwx /srv/acl-dir
+        setfacl -m u:4242:rx "/srv/sp ace"
+        setfattr -n user.note -v hello /srv/acl-file
+        # A folder of the base layer: the ACL change copies it up into the committed layer.
+        setfacl -d -m u:4242:rx /opt
+        """;
+
+    private const string Show = "getfacl -n -p /srv/acl-file /srv/acl-dir '/srv/sp ace' /opt; getfattr -n user.note --only-values /srv/acl-file";
+
+    [TestMethod]
+    public async Task A_committed_layer_written_again_carries_the_containers_acls_and_user_xattrs()
+    {
+        using var docker = await TestDocker.RequireEngineAsync();
+        using var engine = await DockerEngine.ConnectAsync((string?)null, CancellationToken.None);
+        var id = Guid.NewGuid().ToString("N")[..12];
+        var pin = $"makinastates/test-top-layer-base:{id}";
+        var reference = $"makinastates/test-top-layer:{id}";
+        var spool = Directory.CreateTempSubdirectory("top-layer-spool-").FullName;
+        string? container = null, committed = null, rewritten = null;
+        try
+        {
+            await PinDebianBaseAsync(docker, pin);
+            var saveAcls = await File.ReadAllTextAsync(Path.Combine(Repository.Root, "stage-scripts", "save-acls.sh"));
+            container = (await docker.Containers.CreateContainerAsync(new CreateContainerParameters
+            {
+                Image = pin,
+                Entrypoint = ["/bin/bash", "-c"],
+                Cmd = [Setup + "\n" + saveAcls],
+            })).ID;
+            await docker.Containers.StartContainerAsync(container, new ContainerStartParameters());
+            var exit = await docker.Containers.WaitContainerAsync(container);
+            Assert.AreEqual(0L, exit.StatusCode, await LogsAsync(docker, container));
+            committed = (await engine.CommitAsync(new CommitContainerChangesParameters { ContainerID = container, RepositoryName = reference.Split(':')[0], Tag = id },
+                CancellationToken.None)).ID;
+            var lost = await TestDocker.RunInImageAsync(docker, reference, Show);
+            Assert.IsFalse(lost.Contains("user:4242", StringComparison.Ordinal), $"docker commit keeps no ACL (the reason for this code):\n{lost}");
+
+            // The container is stopped: the lists are read through the archive API all the same.
+            var xattrs = await ContainerXattrs.ReadAsync(engine, container, CancellationToken.None);
+            var log = new List<string>();
+            var clock = Stopwatch.StartNew();
+            rewritten = await TopLayerRewrite.RewriteAsync(engine, reference, xattrs, null, spool, log.Add, CancellationToken.None);
+            TestContext.WriteLine($"rewrite: {clock.ElapsedMilliseconds} ms; {string.Join(" | ", log)}");
+
+            var image = await docker.Images.InspectImageAsync(reference);
+            Assert.AreEqual(rewritten, image.ID);
+            Assert.AreEqual(0, Directory.GetFileSystemEntries(spool).Length, "the spool file is removed");
+            Assert.IsNull(await TestDocker.ImageIdAsync(docker, committed), "the image as committed is gone");
+            var shown = await TestDocker.RunInImageAsync(docker, reference, Show);
+            foreach (var line in new[]
+            {
+                "# file: /srv/acl-file\n# owner: 0\n# group: 0\nuser::rw-\nuser:4242:rw-\ngroup::r--\ngroup:4243:r--\nmask::rw-\nother::r--\n",
+                "# file: /srv/acl-dir\n# owner: 0\n# group: 0\nuser::rwx\ngroup::r-x\ngroup:4243:rwx\nmask::rwx\nother::r-x\ndefault:user::rwx\ndefault:user:4242:rwx\ndefault:group::r-x\ndefault:group:4243:r-x\ndefault:mask::rwx\ndefault:other::r-x\n",
+                "# file: /srv/sp ace\n# owner: 0\n# group: 0\nuser::rwx\nuser:4242:r-x\n",
+                "# file: /opt\n# owner: 0\n# group: 0\nuser::rwx\ngroup::r-x\nother::r-x\ndefault:user::rwx\ndefault:user:4242:r-x\n",
+                "hello",
+            })
+            {
+                StringAssert.Contains(shown, line);
+            }
+
+            var records = await TopLayerXattrsAsync(docker, reference, image.RootFS!.Layers![^1]);
+            CollectionAssert.IsSubsetOf(new[] { ContainerXattrs.Access, "user.note" }, records["srv/acl-file"].ToArray());
+            CollectionAssert.AreEquivalent(new[] { ContainerXattrs.Access, ContainerXattrs.Default }, records["srv/acl-dir"].ToArray());
+            CollectionAssert.AreEquivalent(new[] { ContainerXattrs.Default }, records["opt"].ToArray());
+
+            // With an epoch the result depends on the content only: rewriting it again gives the same image.
+            var reproducible = await TopLayerRewrite.RewriteAsync(engine, reference, xattrs, DateTimeOffset.FromUnixTimeSeconds(1704067200), spool, log.Add, CancellationToken.None);
+            Assert.AreEqual(reproducible, await TopLayerRewrite.RewriteAsync(engine, reference, xattrs, DateTimeOffset.FromUnixTimeSeconds(1704067200), spool, log.Add, CancellationToken.None));
+            Assert.AreEqual("2024-01-01T00:00:00Z", (await docker.Images.InspectImageAsync(reference)).Created!.Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"));
+            StringAssert.Contains(await TestDocker.RunInImageAsync(docker, reference, Show), "user:4242:rw-");
+            Assert.IsNull(await TestDocker.ImageIdAsync(docker, rewritten), "the replaced image is gone");
+            rewritten = reproducible;
+        }
+        finally
+        {
+            if (container is not null)
+            {
+                await TestDocker.RemoveContainerAsync(docker, container);
+            }
+            await TestDocker.RemoveImageAsync(docker, reference);
+            foreach (var left in new[] { committed, rewritten }.OfType<string>())
+            {
+                await TestDocker.RemoveImageAsync(docker, left);
+            }
+            // Only the test's own tag: the base import stays.
+            await engine.UntagAsync(pin);
+            Directory.Delete(spool, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// A Debian base import the SDK's builds made (it has acl and attr), under a tag of the test's own so that another
+    /// test removing its tag meanwhile leaves it.
+    /// </summary>
+    private static async Task PinDebianBaseAsync(DockerClient docker, string pin)
+    {
+        var images = await docker.Images.ListImagesAsync(new ImagesListParameters());
+        var source = images.SelectMany(i => i.RepoTags ?? []).FirstOrDefault(t => t.StartsWith("makinastates/base-debian-bookworm:", StringComparison.Ordinal))
+            ?? images.SelectMany(i => i.RepoTags ?? []).FirstOrDefault(t => t.StartsWith("makinastates/", StringComparison.Ordinal) && t.EndsWith("-stage1:latest", StringComparison.Ordinal));
+        if (source is null)
+        {
+            TestDocker.MissingPrerequisite("No Debian base import (makinastates/base-debian-bookworm:*) on the engine: build one with 'bash .ci/setup && dotnet build samples/hello-systemd'.");
+        }
+        var (repository, tag) = (pin.Split(':')[0], pin.Split(':')[1]);
+        try
+        {
+            await docker.Images.TagImageAsync(source, new ImageTagParameters { RepositoryName = repository, Tag = tag });
+        }
+        catch (DockerImageNotFoundException)
+        {
+            TestDocker.MissingPrerequisite($"{source} was removed while the test pinned it; run the test again.");
+        }
+    }
+
+    /// <summary>The xattr names each entry of the image's top layer carries, read from `docker save`.</summary>
+    private static async Task<Dictionary<string, IReadOnlyCollection<string>>> TopLayerXattrsAsync(DockerClient docker, string reference, string topDiffId)
+    {
+        await using var saved = new BufferedStream(await docker.Images.SaveImageAsync(reference, CancellationToken.None), 1 << 20);
+        using var archive = new TarReader(saved);
+        while (await archive.GetNextEntryAsync() is { } entry)
+        {
+            if (!entry.Name.EndsWith("layer.tar", StringComparison.Ordinal) || entry.DataStream is null)
+            {
+                continue;
+            }
+            var hashed = new Sha256Stream(entry.DataStream);
+            var layer = new LayerTarReader(hashed);
+            var records = new Dictionary<string, IReadOnlyCollection<string>>(StringComparer.Ordinal);
+            while (await layer.NextAsync(CancellationToken.None) is { } file)
+            {
+                records[file.Path] = [.. file.Xattrs.Keys];
+            }
+            await layer.DrainAsync(CancellationToken.None);
+            if (hashed.Digest() == topDiffId)
+            {
+                return records;
+            }
+        }
+        Assert.Fail($"docker save of {reference} holds no layer {topDiffId}");
+        return [];
+    }
+
+    private static async Task<string> LogsAsync(DockerClient docker, string container)
+    {
+        using var logs = await docker.Containers.GetContainerLogsAsync(container, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true }, CancellationToken.None);
+        var (stdout, stderr) = await logs.ReadOutputToEndAsync(CancellationToken.None);
+        return stdout + stderr;
+    }
+}
