@@ -39,7 +39,8 @@ public sealed class Stage2BootAndInject : ImageBuildTask
         // The tree Stage0 collected and fingerprinted (collected again only where this process did not run Stage0).
         // The build also sees it at /docker/injected_volumes (the seed's layout) with the effective scripts; /docker is
         // removed before the commit.
-        var tree = TakeCollectedTree() ?? InjectedTree.Collect(InjectedTree.ImageSources(Build.MsImageDir, Description.TaskItems(Build.InjectedVolumes)));
+        var collected = TakeCollectedTree();
+        var tree = collected ?? InjectedTree.Collect(InjectedTree.ImageSources(Build.MsImageDir, Description.TaskItems(Build.InjectedVolumes)));
         var injected = tree.Nodes.ToList();
         // git work trees made on this host (the image needs no git, a remote engine no access to this host), and the
         // list of injected paths.
@@ -71,7 +72,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             tree.Add(new InjectedTree.Source(pathList, InjectedPathsInContainer));
             var changed = new Dictionary<string, SentContent>(StringComparer.Ordinal);
             await BootAndInjectAsync(tree, imagePaths, changed, cancellationToken).ConfigureAwait(false);
-            InjectedTreeFingerprint = FingerprintAsSent(injected, changed);
+            InjectedTreeFingerprint = FingerprintAsSent(injected, changed, fingerprintedByStage0: collected is not null);
         }
         finally
         {
@@ -83,10 +84,15 @@ public sealed class Stage2BootAndInject : ImageBuildTask
     }
 
     /// <summary>The injected tree's fingerprint with the files edited since Stage0 read them, as they were sent.</summary>
-    private string FingerprintAsSent(IReadOnlyList<InjectedTree.Node> injected, IReadOnlyDictionary<string, SentContent> changed)
+    private string FingerprintAsSent(IReadOnlyList<InjectedTree.Node> injected, IReadOnlyDictionary<string, SentContent> changed, bool fingerprintedByStage0)
     {
         var injectedFiles = injected.Select(n => n.HostPath).ToHashSet(StringComparer.Ordinal);
         var edited = changed.Keys.Where(injectedFiles.Contains).Order(StringComparer.Ordinal).ToList();
+        if (edited.Count == 0 && fingerprintedByStage0)
+        {
+            // Sent as Stage0 fingerprinted it: its fingerprint is already the key's (no second pass over the tree).
+            return InputsKey.Parse(Build.InputsKeyText).Tree;
+        }
         var cache = ContentHashCache.Load(Path.Combine(Build.IntermediateDirectory, ContentHashCache.FileName));
         var fingerprint = TreeFingerprint.Compute(injected, cache, changed);
         if (edited.Count > 0)
