@@ -29,6 +29,7 @@ public static class MsiCodes
     public const string MSBuildRuntimeUnsupported = "MSI0018";
     public const string SettingChoiceInvalid = "MSI0019";
     public const string PlatformsInvalid = "MSI0020";
+    public const string SourceDateEpochInvalid = "MSI0021";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";

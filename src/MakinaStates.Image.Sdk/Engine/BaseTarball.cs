@@ -47,6 +47,8 @@ public static class BaseTarball
                         break;
                 }
             }
+            // The tarball carries the time the base was made (the raw tar's): the default epoch of reproducible images.
+            File.SetLastWriteTimeUtc(partial, File.GetLastWriteTimeUtc(rawPath));
             return await HashAsync(partial, cancellationToken).ConfigureAwait(false);
         });
 

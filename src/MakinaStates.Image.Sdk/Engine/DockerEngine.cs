@@ -159,8 +159,10 @@ public sealed class DockerEngine : IDisposable
     /// the new image is never untagged in between (a concurrent prune cannot take it). The private tag is dropped
     /// whatever happens; after success the image keeps its real tag.
     /// </summary>
+    /// <param name="rewrite">Given the private tag, writes the committed image again under it (the top layer rewrite)
+    /// and gives the new id, which the real tag then names.</param>
     public async Task<CommitContainerChangesResponse> CommitUnderTemporaryTagAsync(CommitContainerChangesParameters commit, string reference, string buildId,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Func<string, CancellationToken, Task<string>>? rewrite = null)
     {
         var (repository, tag) = ImageReference.SplitTag(reference);
         commit.RepositoryName = repository;
@@ -168,6 +170,10 @@ public sealed class DockerEngine : IDisposable
         try
         {
             var committed = await CommitAsync(commit, cancellationToken).ConfigureAwait(false);
+            if (rewrite is not null)
+            {
+                committed = new CommitContainerChangesResponse { ID = await rewrite($"{repository}:{commit.Tag}", cancellationToken).ConfigureAwait(false) };
+            }
             await Client.Images.TagImageAsync(committed.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
             return committed;
         }

@@ -22,11 +22,16 @@ public static class TopLayerRewrite
     /// <summary>The top layer as written again, in the spool, with what the load archive needs.</summary>
     public sealed record Rewritten(string LayerFile, string DiffId, byte[] Config, IReadOnlyList<string> LowerLayerPaths, IReadOnlyList<string> DiffIds)
     {
-        public string ImageId => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Config));
+        public string ImageId => ImageIdOf(Config);
     }
 
-    /// <summary>The new image id, <paramref name="reference"/> (repo:tag) naming it.</summary>
-    public static async Task<string> RewriteAsync(DockerEngine engine, string reference, IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> xattrsByPath,
+    /// <summary>
+    /// Writes the top layer of the image <paramref name="reference"/> (repo:tag), just committed from the stopped
+    /// container <paramref name="containerId"/>, again and loads it under the same name; the new image id. On a local
+    /// Docker engine with overlay2 the layer is read from the container's upper dir, with the xattrs it holds (it costs
+    /// the top layer); elsewhere from `docker save`, with the ACLs and xattrs save-acls.sh listed in the container.
+    /// </summary>
+    public static async Task<string> RewriteAsync(DockerEngine engine, string reference, string containerId,
         DateTimeOffset? sourceDateEpoch, string spoolDirectory, Action<string> log, CancellationToken cancellationToken)
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -36,6 +41,122 @@ public static class TopLayerRewrite
         {
             throw Failed(reference, engine, "the image has no layer");
         }
+        var local = await UpperDirSourceAsync(engine, containerId, image.ID, sourceDateEpoch, log, cancellationToken).ConfigureAwait(false);
+        string? loadedId = null;
+        string how;
+        try
+        {
+            if (local is { } source)
+            {
+                loadedId = await LoadFromUpperDirAsync(engine, reference, source.Layer, source.Config, diffIds, sourceDateEpoch, cancellationToken).ConfigureAwait(false);
+                how = $"from the container's upper dir: {source.Layer.EntryCount} entries, {TransferProgress.Megabytes(source.Layer.Length)}";
+            }
+            else
+            {
+                var xattrs = await ContainerXattrs.ReadAsync(engine, containerId, cancellationToken).ConfigureAwait(false);
+                loadedId = await RewriteSavedImageAsync(engine, reference, xattrs, diffIds, sourceDateEpoch, spoolDirectory, cancellationToken).ConfigureAwait(false);
+                how = $"from the saved image, with the ACLs and xattrs save-acls.sh listed ({xattrs.Count} path(s))";
+            }
+        }
+        finally
+        {
+            // The image as committed goes, whatever happened (a load untags it; its lower layers are the loaded image's).
+            await ImageArchive.RemoveReplacedAsync(engine, image.ID, loadedId ?? "").ConfigureAwait(false);
+        }
+        log($"Wrote the top layer of {reference} again with its ACLs and xattrs{(sourceDateEpoch is { } e ? $", times clamped to {e.ToUnixTimeSeconds()}" : "")} ({how}; {started.Elapsed.TotalSeconds:0.0} s).");
+        return loadedId;
+    }
+
+    /// <summary>
+    /// The container's upper dir and the committed image's config as the engine stored it, when this process can read
+    /// them (a local Docker engine with overlay2); null otherwise. The config is taken only when its digest is the image id.
+    /// </summary>
+    private static async Task<(UpperDirLayer Layer, byte[] Config)?> UpperDirSourceAsync(DockerEngine engine, string containerId, string imageId,
+        DateTimeOffset? sourceDateEpoch, Action<string> log, CancellationToken cancellationToken)
+    {
+        if (!engine.SharesHostFileSystem || (await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman)
+        {
+            return null;
+        }
+        var container = await engine.Client.Containers.InspectContainerAsync(containerId, cancellationToken).ConfigureAwait(false);
+        if (container.GraphDriver?.Name != "overlay2" || container.GraphDriver.Data?.TryGetValue("UpperDir", out var upperDir) != true || !Directory.Exists(upperDir))
+        {
+            return null;
+        }
+        var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
+        var configPath = Path.Combine(info.DockerRootDir ?? "", "image", "overlay2", "imagedb", "content", "sha256", imageId["sha256:".Length..]);
+        byte[] config;
+        try
+        {
+            config = await File.ReadAllBytesAsync(configPath, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        if (ImageIdOf(config) != imageId)
+        {
+            return null;
+        }
+        try
+        {
+            return (UpperDirLayer.Collect(upperDir!, sourceDateEpoch), config);
+        }
+        catch (NotSupportedException e)
+        {
+            log($"The container's upper dir holds what only the engine's own layer describes ({e.Message}): the layer is read from the saved image.");
+            return null;
+        }
+    }
+
+    private static async Task<string> LoadFromUpperDirAsync(DockerEngine engine, string reference, UpperDirLayer layer, byte[] committedConfig,
+        IList<string> diffIds, DateTimeOffset? sourceDateEpoch, CancellationToken cancellationToken)
+    {
+        byte[]? config = null;
+        List<string>? newDiffIds = null;
+        var error = await ImageArchive.LoadAsync(engine, async (output, ct) =>
+        {
+            // docker load reads the whole archive before manifest.json: the config, which names the layer's digest, comes after it.
+            var writer = new PaxTarWriter(output);
+            const string layerPath = "top/layer.tar";
+            var pipe = new System.IO.Pipelines.Pipe();
+            var producing = ProduceAsync(pipe.Writer, layer, ct);
+            await using (var content = pipe.Reader.AsStream())
+            {
+                await writer.WriteEntryAsync(ArchiveFile(layerPath, layer.Length), content, ct).ConfigureAwait(false);
+            }
+            var newDiffId = await producing.ConfigureAwait(false);
+            (config, newDiffIds) = ComposeConfig(committedConfig, diffIds.Count, diffIds[^1], newDiffId, sourceDateEpoch);
+            var lower = Enumerable.Range(0, diffIds.Count - 1).Select(i => $"lower-{i}/layer.tar");
+            await WriteConfigAndManifestAsync(writer, config, reference, lower.Append(layerPath), ct).ConfigureAwait(false);
+            await writer.FinishAsync(ct).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+        return await CheckLoadedAsync(engine, reference, error, config is null ? null : ImageIdOf(config), newDiffIds, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<string> ProduceAsync(System.IO.Pipelines.PipeWriter output, UpperDirLayer layer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            string digest;
+            await using (var stream = output.AsStream(leaveOpen: true))
+            {
+                digest = await layer.WriteAsync(stream, cancellationToken).ConfigureAwait(false);
+            }
+            await output.CompleteAsync().ConfigureAwait(false);
+            return digest;
+        }
+        catch (Exception e)
+        {
+            await output.CompleteAsync(e).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static async Task<string> RewriteSavedImageAsync(DockerEngine engine, string reference,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, byte[]>> xattrsByPath, IList<string> diffIds, DateTimeOffset? sourceDateEpoch,
+        string spoolDirectory, CancellationToken cancellationToken)
+    {
         Directory.CreateDirectory(spoolDirectory);
         var spool = Path.Combine(spoolDirectory, $"top-layer-{Guid.NewGuid():N}.tar");
         try
@@ -52,20 +173,59 @@ public static class TopLayerRewrite
             }
             var error = await ImageArchive.LoadAsync(engine, (output, ct) => WriteLoadArchiveAsync(rewritten, reference, output, ct), cancellationToken)
                 .ConfigureAwait(false);
-            var loaded = await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
-            if (error is not null || loaded?.ID != rewritten.ImageId || loaded.RootFS?.Layers?.SequenceEqual(rewritten.DiffIds) != true)
-            {
-                throw Failed(reference, engine, error ?? $"the engine names {loaded?.ID ?? "no image"} {reference}, not the loaded {rewritten.ImageId}");
-            }
-            // The image as committed is untagged now: it goes (its lower layers are the loaded image's).
-            await ImageArchive.RemoveReplacedAsync(engine, image.ID, loaded.ID).ConfigureAwait(false);
-            log($"Wrote the top layer of {reference} again with the ACLs and xattrs save-acls.sh listed ({xattrsByPath.Count} path(s); {TransferProgress.Megabytes(new FileInfo(spool).Length)}, {started.Elapsed.TotalSeconds:0.0} s).");
-            return loaded.ID;
+            return await CheckLoadedAsync(engine, reference, error, rewritten.ImageId, rewritten.DiffIds, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             File.Delete(spool);
             File.Delete(spool + ".raw");
+        }
+    }
+
+    /// <summary>The loaded image's id, when the engine names by <paramref name="reference"/> the image that was written.</summary>
+    private static async Task<string> CheckLoadedAsync(DockerEngine engine, string reference, string? error, string? expectedId,
+        IReadOnlyList<string>? expectedDiffIds, CancellationToken cancellationToken)
+    {
+        var loaded = await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
+        if (error is not null || expectedId is null || loaded?.ID != expectedId || loaded.RootFS?.Layers?.SequenceEqual(expectedDiffIds ?? []) != true)
+        {
+            throw Failed(reference, engine, error ?? $"the engine names {loaded?.ID ?? "no image"} {reference}, not the loaded {expectedId}");
+        }
+        return loaded.ID;
+    }
+
+    /// <summary>The committed config with the new top layer, normalized with an epoch.</summary>
+    private static (byte[] Config, List<string> DiffIds) ComposeConfig(byte[] committed, int layerCount, string topDiffId, string newDiffId,
+        DateTimeOffset? sourceDateEpoch)
+    {
+        var config = JsonNode.Parse(committed)!.AsObject();
+        var configDiffIds = config["rootfs"]?["diff_ids"]?.AsArray() ?? throw new InvalidDataException("the image config has no rootfs.diff_ids");
+        if (configDiffIds.Count != layerCount || configDiffIds[^1]?.GetValue<string>() != topDiffId)
+        {
+            throw new InvalidDataException($"the image config's rootfs.diff_ids do not end with the top layer {topDiffId}");
+        }
+        configDiffIds[^1] = newDiffId;
+        if (sourceDateEpoch is { } epoch)
+        {
+            Normalize(config, epoch);
+        }
+        return (Encoding.UTF8.GetBytes(config.ToJsonString()), [.. configDiffIds.Select(d => d!.GetValue<string>())]);
+    }
+
+    private static string ImageIdOf(byte[] config) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(config));
+
+    private static async Task WriteConfigAndManifestAsync(PaxTarWriter writer, byte[] config, string reference, IEnumerable<string> layerPaths, CancellationToken cancellationToken)
+    {
+        var configName = ImageIdOf(config)["sha256:".Length..] + ".json";
+        var manifest = new JsonArray(new JsonObject
+        {
+            ["Config"] = configName,
+            ["RepoTags"] = new JsonArray(reference),
+            ["Layers"] = new JsonArray([.. layerPaths.Select(p => (JsonNode)p!)]),
+        });
+        foreach (var (name, bytes) in new[] { (configName, config), ("manifest.json", Encoding.UTF8.GetBytes(manifest.ToJsonString())) })
+        {
+            await writer.WriteEntryAsync(ArchiveFile(name, bytes.Length), new MemoryStream(bytes), cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -135,19 +295,8 @@ public static class TopLayerRewrite
         {
             throw new InvalidDataException($"manifest.json names the config '{configName}' and {layers.Count} layer(s), which the archive and the image ({layerCount} layers) do not match");
         }
-        var config = JsonNode.Parse(configBytes)!.AsObject();
-        var diffIds = config["rootfs"]?["diff_ids"]?.AsArray() ?? throw new InvalidDataException("the image config has no rootfs.diff_ids");
-        if (diffIds.Count != layerCount || diffIds[^1]?.GetValue<string>() != topDiffId)
-        {
-            throw new InvalidDataException($"the image config's rootfs.diff_ids do not end with the top layer {topDiffId}");
-        }
-        diffIds[^1] = newDiffId;
-        if (sourceDateEpoch is { } epoch)
-        {
-            Normalize(config, epoch);
-        }
-        return new Rewritten(spoolFile, newDiffId, Encoding.UTF8.GetBytes(config.ToJsonString()), layers[..^1],
-            [.. diffIds.Select(d => d!.GetValue<string>())]);
+        var (config, diffIds) = ComposeConfig(configBytes, layerCount, topDiffId, newDiffId, sourceDateEpoch);
+        return new Rewritten(spoolFile, newDiffId, config, layers[..^1], diffIds);
     }
 
     /// <summary>
@@ -158,21 +307,11 @@ public static class TopLayerRewrite
     {
         var writer = new PaxTarWriter(output);
         var layerPath = rewritten.DiffId["sha256:".Length..] + "/layer.tar";
-        var configName = rewritten.ImageId["sha256:".Length..] + ".json";
-        var manifest = new JsonArray(new JsonObject
-        {
-            ["Config"] = configName,
-            ["RepoTags"] = new JsonArray(reference),
-            ["Layers"] = new JsonArray([.. rewritten.LowerLayerPaths.Append(layerPath).Select(p => (JsonNode)p!)]),
-        });
         await using (var layer = File.OpenRead(rewritten.LayerFile))
         {
             await writer.WriteEntryAsync(ArchiveFile(layerPath, layer.Length), layer, cancellationToken).ConfigureAwait(false);
         }
-        foreach (var (name, bytes) in new[] { (configName, rewritten.Config), ("manifest.json", Encoding.UTF8.GetBytes(manifest.ToJsonString())) })
-        {
-            await writer.WriteEntryAsync(ArchiveFile(name, bytes.Length), new MemoryStream(bytes), cancellationToken).ConfigureAwait(false);
-        }
+        await WriteConfigAndManifestAsync(writer, rewritten.Config, reference, rewritten.LowerLayerPaths.Append(layerPath), cancellationToken).ConfigureAwait(false);
         await writer.FinishAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -286,18 +425,33 @@ public static class TopLayerRewrite
         };
     }
 
-    /// <summary>What ties the config to the build container or the build time: the epoch instead, or nothing.</summary>
+    /// <summary>
+    /// What ties the config to the build container, the engine or the build time goes: `created` and this layer's
+    /// history entry are the epoch, and the lower layers' history times are clamped to it (an imported base records
+    /// when it was imported, which differs from one import of the same tarball to the next).
+    /// </summary>
     private static void Normalize(JsonObject config, DateTimeOffset epoch)
     {
         var created = epoch.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
         config["created"] = created;
-        if (config["history"]?.AsArray().OfType<JsonObject>().LastOrDefault(h => h["empty_layer"]?.GetValue<bool>() != true) is { } history)
+        var history = config["history"]?.AsArray().OfType<JsonObject>().ToList() ?? [];
+        var own = history.LastOrDefault(h => h["empty_layer"]?.GetValue<bool>() != true);
+        foreach (var entry in history)
         {
-            history["created"] = created;
+            if (entry == own || !DateTimeOffset.TryParse(entry["created"]?.GetValue<string>(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time) || time > epoch)
+            {
+                entry["created"] = created;
+            }
         }
         config.Remove("container");
         config.Remove("container_config");
-        (config["config"] as JsonObject)?.Remove("Hostname");
+        config.Remove("docker_version");
+        if (config["config"] is JsonObject containerConfig)
+        {
+            // The build container's name, and the parent image's id (an imported base's differs from one import to the next).
+            containerConfig.Remove("Hostname");
+            containerConfig["Image"] = "";
+        }
     }
 
     private static bool IsLayer(string name) =>

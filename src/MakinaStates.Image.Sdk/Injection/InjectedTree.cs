@@ -188,7 +188,8 @@ public sealed class InjectedTree
     /// The tree's paths in the image ('/srv/pillar/init.sls'), NUL-separated: the list the build's own steps (snapshot.sh,
     /// stage2.sh) read to leave what the user injected alone. NUL, because a file name may hold a newline.
     /// </summary>
-    public byte[] PathList() => System.Text.Encoding.UTF8.GetBytes(string.Concat(_nodes.Keys.Select(k => "/" + k + "\0")));
+    /// <summary>Every image path, NUL-separated, sorted (the same tree gives the same list, in any order of collection).</summary>
+    public byte[] PathList() => System.Text.Encoding.UTF8.GetBytes(string.Concat(_nodes.Keys.Order(StringComparer.Ordinal).Select(k => "/" + k + "\0")));
 
     private static readonly bool IsRoot = Syscall.geteuid() == 0;
 

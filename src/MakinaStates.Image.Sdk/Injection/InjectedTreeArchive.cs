@@ -13,7 +13,7 @@ namespace MakinaStates.Image.Sdk.Injection;
 public static class InjectedTreeArchive
 {
     /// <summary>Xattr namespaces that travel: POSIX ACLs, user attributes and file capabilities.</summary>
-    private static readonly string[] CarriedXattrPrefixes = [PosixAcl.AccessXattr, PosixAcl.DefaultXattr, "user.", "security.capability"];
+    internal static readonly string[] CarriedXattrPrefixes = [PosixAcl.AccessXattr, PosixAcl.DefaultXattr, "user.", "security.capability"];
 
     /// <param name="omittedDirectories">Folders (image paths) whose own entry is not written; their content is.</param>
     /// <param name="changed">Receives, by host path, each file whose content changed after the tree was collected

@@ -23,6 +23,7 @@ public sealed class PaxTarWriter(Stream output)
         HardLink = (byte)'1',
         Symlink = (byte)'2',
         Directory = (byte)'5',
+        Fifo = (byte)'6',
     }
 
     public sealed record Entry(string Name, EntryType Type, int Mode, long Uid, long Gid, DateTimeOffset ModificationTime)
@@ -32,7 +33,21 @@ public sealed class PaxTarWriter(Stream output)
         public IReadOnlyDictionary<string, byte[]> Xattrs { get; init; } = new Dictionary<string, byte[]>();
     }
 
+    /// <summary>The bytes <see cref="WriteEntryAsync"/> writes for this entry: its pax header, its header, its padded content.</summary>
+    public static long LengthOf(Entry entry) => Block + Padded(PaxRecords(entry).Length) + Block + Padded(entry.Type == EntryType.File ? entry.Size : 0);
+
+    private static long Padded(long length) => (length + Block - 1) / Block * Block;
+
     public async Task WriteEntryAsync(Entry entry, Stream? content, CancellationToken cancellationToken)
+    {
+        var pax = PaxRecords(entry);
+        await WriteHeaderAsync(ShortName("PaxHeaders/" + entry.Name), (byte)'x', 0x1A4, 0, 0, pax.Length, entry.ModificationTime, null, cancellationToken).ConfigureAwait(false);
+        await output.WriteAsync(pax, cancellationToken).ConfigureAwait(false);
+        await PadAsync(pax.Length, cancellationToken).ConfigureAwait(false);
+        await WriteBodyAsync(entry, content, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static byte[] PaxRecords(Entry entry)
     {
         var records = new List<(string Key, byte[] Value)>
         {
@@ -54,11 +69,11 @@ public sealed class PaxTarWriter(Stream output)
             records.Add(("SCHILY.xattr." + name, value));
         }
 
-        var pax = EncodeRecords(records);
-        await WriteHeaderAsync(ShortName("PaxHeaders/" + entry.Name), (byte)'x', 0x1A4, 0, 0, pax.Length, entry.ModificationTime, null, cancellationToken).ConfigureAwait(false);
-        await output.WriteAsync(pax, cancellationToken).ConfigureAwait(false);
-        await PadAsync(pax.Length, cancellationToken).ConfigureAwait(false);
+        return EncodeRecords(records);
+    }
 
+    private async Task WriteBodyAsync(Entry entry, Stream? content, CancellationToken cancellationToken)
+    {
         var size = entry.Type == EntryType.File ? entry.Size : 0;
         await WriteHeaderAsync(ShortName(entry.Name), (byte)entry.Type, entry.Mode, entry.Uid, entry.Gid, size, entry.ModificationTime,
             entry.LinkName is null ? null : ShortName(entry.LinkName), cancellationToken).ConfigureAwait(false);

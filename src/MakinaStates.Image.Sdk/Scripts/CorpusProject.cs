@@ -64,7 +64,7 @@ public static class CorpusProject
             : null;
     }
 
-    private static (int Code, string Output) Git(string? directory, params string[] arguments)
+    internal static (int Code, string Output) Git(string? directory, params string[] arguments)
     {
         var start = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (directory is not null)

@@ -78,6 +78,10 @@ public sealed class BuildDescription
     public string MsPlatformOfMany { get; set; } = "";
     /// <summary>true: Stage3 stamps org.opencontainers.image.created at the commit (MsGenerateLabels and MsGenerateLabelCreated).</summary>
     public string MsGenerateLabelCreated { get; set; } = "";
+    /// <summary>Unix seconds, git, now, or empty (SOURCE_DATE_EPOCH, else the base's time): see <see cref="Settings.SourceDateEpoch"/>.</summary>
+    public string MsSourceDateEpoch { get; set; } = "";
+    /// <summary>true: each committed layer (stage1's, the candidate's) is written again with its ACLs and xattrs, times clamped to the epoch.</summary>
+    public string MsRewriteLayers { get; set; } = "";
 
     // Items, with their metadata.
     public List<Item> InjectedVolumes { get; set; } = [];
@@ -105,6 +109,8 @@ public sealed class BuildDescription
     /// <summary>The platform built (MsPlatform, or the engine's own), and whether the engine runs it under emulation.</summary>
     public string Platform { get; set; } = "";
     public bool PlatformEmulated { get; set; }
+    /// <summary>MsSourceDateEpoch as Stage0 resolved it (null seconds: no clamping, or the base this build makes decides).</summary>
+    public SourceDateEpoch? SourceDateEpoch { get; set; }
 
     /// <summary>The platforms asked for: MsPlatforms' entries, else MsPlatform; none is the engine's own.</summary>
     public IReadOnlyList<ImagePlatform> RequestedPlatforms()
@@ -184,6 +190,10 @@ public sealed class BuildDescription
     /// <summary>MsMakinaStates, as Stage0 resolved it: stage2.sh runs the makina-states step.</summary>
     [JsonIgnore]
     public bool RunsMakinaStates => IsTrue(MsMakinaStates);
+
+    /// <summary>MsRewriteLayers: the committed layers are written again (ACLs and xattrs in, times clamped).</summary>
+    [JsonIgnore]
+    public bool RewritesLayers => IsTrue(MsRewriteLayers);
 
     /// <summary>MsRebuildBase: the base tarball is made again.</summary>
     [JsonIgnore]

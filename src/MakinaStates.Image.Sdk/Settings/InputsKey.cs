@@ -83,6 +83,8 @@ public sealed class InputsKey
         }
         Line(TreeLine, treeFingerprint);
         Line("corpus", build.CorpusCommit);
+        // MsSourceDateEpoch is a setting above; what it resolved to (git's HEAD time moves) is the image's.
+        Line("epoch", build.SourceDateEpoch?.KeyValue ?? "");
         return new InputsKey(text.ToString());
     }
 

@@ -35,6 +35,30 @@ public abstract partial class ImageBuildTask
         new(stage, script, message => Log.LogMessage(MessageImportance.High, "{0}", message));
 
     /// <summary>
+    /// The commit's rewrite (<see cref="Engine.DockerEngine.CommitUnderTemporaryTagAsync"/>): the committed top layer
+    /// written again from the stopped container, with its ACLs and xattrs and times clamped to the epoch; null with
+    /// MsRewriteLayers=false. Podman keeps its layers as committed: its load reads every layer an archive's manifest
+    /// names, so the top layer alone cannot be loaded over the engine's lower layers.
+    /// </summary>
+    protected Func<string, CancellationToken, Task<string>>? RewriteLayer(Engine.DockerEngine engine, string containerId, DateTimeOffset? epoch, string stage)
+    {
+        if (!Build.RewritesLayers)
+        {
+            return null;
+        }
+        return async (reference, cancellationToken) =>
+        {
+            if ((await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman)
+            {
+                Log.LogMessage(MessageImportance.Normal, "{0}: Podman: the layer stays as committed (its load needs every layer); the ACLs are put back at boot.", stage);
+                return (await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false)).ID;
+            }
+            return await Engine.TopLayerRewrite.RewriteAsync(engine, reference, containerId, epoch, Build.IntermediateDirectory,
+                message => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", stage, message), cancellationToken).ConfigureAwait(false);
+        };
+    }
+
+    /// <summary>
     /// docker commit merges the container's labels into the image: the per-build ones and MsDockerArgs' are blanked so
     /// they do not mark every container later run from the image.
     /// </summary>

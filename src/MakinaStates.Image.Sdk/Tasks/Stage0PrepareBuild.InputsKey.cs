@@ -25,10 +25,22 @@ public sealed partial class Stage0PrepareBuild
         {
             baseValue = Mono.Unix.Native.Syscall.lstat(build.BaseImagePath, out var stat) == 0 ? cache.HashOf(build.BaseImagePath, stat) : InputsKey.MissingBase;
             build.BaseTarballHash = baseValue == InputsKey.MissingBase ? "" : baseValue[..16];
+            if (baseValue != InputsKey.MissingBase)
+            {
+                // The SDK gives a tarball it writes the time of the tree debootstrap made (see BaseTarball).
+                build.SourceDateEpoch = build.SourceDateEpoch?.WithBase(DateTimeOffset.FromUnixTimeSeconds(stat.st_mtime),
+                    $"the base tarball's time ({Path.GetFileName(build.BaseImagePath)})");
+            }
         }
         else
         {
-            baseValue = (await engine.TryInspectImageAsync(build.MsBase, cancellationToken).ConfigureAwait(false))?.ID ?? InputsKey.MissingBase;
+            var baseImage = await engine.TryInspectImageAsync(build.MsBase, cancellationToken).ConfigureAwait(false);
+            baseValue = baseImage?.ID ?? InputsKey.MissingBase;
+            if (baseImage is not null)
+            {
+                build.SourceDateEpoch = build.SourceDateEpoch?.WithBase(SourceDateEpoch.Utc(baseImage.Created),
+                    $"the base image's creation time ({build.MsBase})");
+            }
         }
         // Every file sent to the stage containers, at any depth (helpers, lib/, data files beside the scripts).
         // stage0.sh and Dockerfile.stage0 shape only the base tarball, which is in the key by its content.

@@ -27,5 +27,9 @@ public sealed partial class Stage0PrepareBuild
             Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", name, shown);
         }
         Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", "DOCKER_HOST", endpoint.Display);
+        Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", "SOURCE_DATE_EPOCH", build.SourceDateEpoch?.Describe() ?? "");
+        Log.LogMessage(MessageImportance.Normal, "  {0,-20} {1}", "layers", build.RewritesLayers
+            ? "written again after each commit: ACLs and xattrs in, times clamped to the epoch (MsRewriteLayers=false: as committed)"
+            : "as committed (MsRewriteLayers=false): ACLs are put back at boot only, times are not clamped");
     }
 }

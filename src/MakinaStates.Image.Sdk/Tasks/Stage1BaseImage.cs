@@ -23,6 +23,15 @@ public sealed class Stage1BaseImage : ImageBuildTask
     [Output] public string Stage1ImageId { get; private set; } = "";
     [Output] public bool Stage1Reused { get; private set; }
 
+    /// <summary>
+    /// The epoch (Unix seconds; empty: no clamping) of this build's layers: Stage0's, or, when Stage0 left it to a base
+    /// that did not exist yet, the time of the base this task made or pulled.
+    /// </summary>
+    [Output] public string SourceDateEpoch { get; private set; } = "";
+
+    /// <summary>The time of the base this task made (its raw tar's or tarball's), for an epoch left to the base.</summary>
+    private DateTimeOffset? _madeBaseTime;
+
     private readonly StepTimes _steps = new();
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
@@ -35,6 +44,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
             ?? await PullBaseAsync(engine, cancellationToken).ConfigureAwait(false);
 
         _steps.Mark("base");
+        var epoch = Build.SourceDateEpoch?.WithBase(_madeBaseTime ?? Settings.SourceDateEpoch.Utc(baseImage.Created),
+            _madeBaseTime is null ? $"the base image's creation time ({baseReference})" : "the time of the base this build made");
+        SourceDateEpoch = epoch?.Seconds?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "";
         if (!ImageArchitecture.Matches(baseImage, Build.ResolvedPlatform))
         {
             throw new ImageBuildException(MsiCodes.BaseImageMissing, MsiMessages.Format("BasePlatformMismatch", baseReference,
@@ -47,7 +59,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 cancellationToken).ConfigureAwait(false);
             _steps.Mark("emulation probe");
         }
-        var key = Stage1Key(baseImage.ID);
+        var key = Stage1Key(baseImage.ID, epoch);
         var existing = await engine.TryInspectImageAsync(Build.Stage1Image, cancellationToken).ConfigureAwait(false);
         if (existing?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.Stage1Key, out var existingKey) && existingKey == key)
         {
@@ -92,7 +104,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 Cmd = ["/sbin/init"],
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Stage1Key] = key, [BuildLabels.Image] = Build.MsImage }),
-            }, Build.Stage1Image, BuildId, cancellationToken).ConfigureAwait(false);
+            }, Build.Stage1Image, BuildId, cancellationToken, RewriteLayer(engine, container.ID, epoch?.Time, "Stage1")).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
             _steps.Mark("commit");
             Log.LogMessage(MessageImportance.Normal, "Stage1 steps: {0}", _steps);
@@ -116,6 +128,8 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 // and compressed beside the import and the stages that follow, instead of before them.
                 var raw = BaseTarball.CanWrite(Build.BaseImagePath) ? Path.Combine(Path.GetDirectoryName(Build.BaseImagePath)!, $".stage0.raw.{BuildId}.tar") : null;
                 var rawWritten = await CreateOsBaseAsync(engine, raw, cancellationToken).ConfigureAwait(false);
+                // The base's time: the tarball written from the raw tar keeps it (BaseTarball), so later builds read the same.
+                _madeBaseTime = new DateTimeOffset(File.GetLastWriteTimeUtc(rawWritten ? raw! : Build.BaseImagePath));
                 _steps.Mark("stage0.sh");
                 if (rawWritten)
                 {
@@ -258,12 +272,14 @@ public sealed class Stage1BaseImage : ImageBuildTask
         "stage0.sh", "Dockerfile.stage0", "stage2.sh", "stage3.sh", "snapshot.sh", "save-acls.sh", "selfcheck.sh",
     };
 
-    private string Stage1Key(string baseImageId)
+    private string Stage1Key(string baseImageId, Settings.SourceDateEpoch? epoch)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         // The SDK build is part of the key: how a stage1 container is run is the SDK's code, not only the scripts.
         var sdk = typeof(Stage1BaseImage).Assembly.ManifestModule.ModuleVersionId;
         hash.AppendData(Encoding.UTF8.GetBytes($"sdk={sdk}\nbase={baseImageId}\nos={Build.MsOs}\nrelease={Build.MsOsRelease}\n"));
+        // How the layer was written: again (ACLs in, times clamped to the epoch) or as committed.
+        hash.AppendData(Encoding.UTF8.GetBytes($"rewrite={Build.RewritesLayers}\nepoch={epoch?.KeyValue}\n"));
         foreach (var (name, file) in StageScriptResolver.Files(Build.BootstrapScriptsDirectory).Where(f => !NotUsedByStage1.Contains(f.Name)))
         {
             hash.AppendData(Encoding.UTF8.GetBytes($"{name}\n"));

@@ -20,7 +20,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     /// <summary>From Stage2: the injected tree's fingerprint as it was sent (the key's tree line).</summary>
     [Required] public string InjectedTreeFingerprint { get; set; } = "";
 
+    /// <summary>From Stage1: the epoch of this build's layers (Unix seconds), or empty for no clamping.</summary>
+    public string SourceDateEpoch { get; set; } = "";
+
     private const int StopTimeoutSeconds = 60;
+
+    private DateTimeOffset? Epoch => long.TryParse(SourceDateEpoch, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+        ? DateTimeOffset.FromUnixTimeSeconds(seconds) : null;
 
     [Output] public ITaskItem? Candidate { get; private set; }
 
@@ -56,7 +62,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             await RunStepAsync(engine, "save-acls.sh", MsiCodes.AclSaveFailed, nameof(MsiCodes.AclSaveFailed), cancellationToken,
                 then: $"{EmulatedPlatformUnits.RemoveCommand}; rm -rf /docker {Settings.BuildSecrets.Directory}").ConfigureAwait(false);
             steps.Mark("save-acls.sh and clean /docker");
-            if (Build.MsInit == InitSystem.None)
+            if (Build.MsInit == InitSystem.None && (!Build.RewritesLayers || (await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman))
             {
                 await WarnAboutAclsWithoutInitAsync(engine, cancellationToken).ConfigureAwait(false);
             }
@@ -85,7 +91,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                     ExposedPorts = Build.ExposedPorts,
                     Volumes = Build.ImageVolumes,
                     Labels = ImageLabels(CommitLabels(key)),
-                }, Build.ImageCandidate, BuildId, cancellationToken).ConfigureAwait(false);
+                }, Build.ImageCandidate, BuildId, cancellationToken, RewriteLayer(engine, ContainerId, Epoch, "Stage3")).ConfigureAwait(false);
             }
             steps.Mark("commit");
 
@@ -167,14 +173,14 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         key.WithBase(written).RecordAlias(candidateId, Build.IntermediateDirectory);
     }
 
-    /// <summary>The description's labels (generated, then MsLabel), created stamped now, then the SDK's own.</summary>
+    /// <summary>The description's labels (generated, then MsLabel), created stamped (the epoch, else now), then the SDK's own.</summary>
     private Dictionary<string, string> CommitLabels(InputsKey key)
     {
         var labels = ImageConfiguration.Labels(Description.TaskItems(Build.Labels));
         if (Build.IsTrue(Build.MsGenerateLabelCreated))
         {
-            // Not an input (it would make every build out of date): stamped at the commit.
-            labels[CreatedLabel] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            // Not an input (it would make every build out of date): stamped at the commit, the epoch of a reproducible image.
+            labels[CreatedLabel] = (Epoch ?? DateTimeOffset.UtcNow).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
         }
         labels[BuildLabels.Image] = Build.MsImage;
         labels[BuildLabels.InputsKey] = key.Value;

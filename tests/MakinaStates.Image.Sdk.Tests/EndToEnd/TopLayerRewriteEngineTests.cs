@@ -8,8 +8,9 @@ using MakinaStates.Image.Sdk.Tests.Support;
 namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 
 /// <summary>
-/// `docker commit` drops ACLs and user xattrs; the top layer written again from save-acls.sh's lists carries them,
-/// and the engine applies them when it loads it: a container of the image has them without any restore at boot.
+/// `docker commit` drops ACLs and user xattrs; the top layer written again carries them, and the engine applies them
+/// when it loads it: a container of the image has them without any restore at boot. A local engine's layer is read
+/// from the container's upper dir; a remote one's from `docker save`, with save-acls.sh's lists.
 /// </summary>
 [TestClass]
 public sealed class TopLayerRewriteEngineTests
@@ -26,15 +27,24 @@ public sealed class TopLayerRewriteEngineTests
         setfattr -n user.note -v hello /srv/acl-file
         # A folder of the base layer: the ACL change copies it up into the committed layer.
         setfacl -d -m u:4242:rx /opt
+        # What else a layer holds: a deletion (whiteout), a folder made again (opaque), links, a fifo.
+        rm /etc/issue.net
+        rm -rf /var/lib/apt && mkdir -p /var/lib/apt/again
+        ln /srv/acl-file /srv/hard-link
+        ln -s acl-file /srv/sym-link
+        mkfifo /srv/fifo
         """;
 
     private const string Show = "getfacl -n -p /srv/acl-file /srv/acl-dir '/srv/sp ace' /opt; getfattr -n user.note --only-values /srv/acl-file";
 
     [TestMethod]
-    public async Task A_committed_layer_written_again_carries_the_containers_acls_and_user_xattrs()
+    [DataRow(true, DisplayName = "local engine: from the container's upper dir")]
+    [DataRow(false, DisplayName = "remote engine: from docker save")]
+    public async Task A_committed_layer_written_again_carries_the_containers_acls_and_user_xattrs(bool local)
     {
         using var docker = await TestDocker.RequireEngineAsync();
-        using var engine = await DockerEngine.ConnectAsync((string?)null, CancellationToken.None);
+        using var connected = await DockerEngine.ConnectAsync((string?)null, CancellationToken.None);
+        var engine = local ? connected : connected.AsRemote();
         var id = Guid.NewGuid().ToString("N")[..12];
         var pin = $"makinastates/test-top-layer-base:{id}";
         var reference = $"makinastates/test-top-layer:{id}";
@@ -57,13 +67,14 @@ public sealed class TopLayerRewriteEngineTests
                 CancellationToken.None)).ID;
             var lost = await TestDocker.RunInImageAsync(docker, reference, Show);
             Assert.IsFalse(lost.Contains("user:4242", StringComparison.Ordinal), $"docker commit keeps no ACL (the reason for this code):\n{lost}");
+            var asCommitted = await TopLayerAsync(docker, reference, (await docker.Images.InspectImageAsync(reference)).RootFS!.Layers![^1]);
 
-            // The container is stopped: the lists are read through the archive API all the same.
-            var xattrs = await ContainerXattrs.ReadAsync(engine, container, CancellationToken.None);
+            // The container is stopped: its upper dir, or its lists through the archive API, are read all the same.
             var log = new List<string>();
             var clock = Stopwatch.StartNew();
-            rewritten = await TopLayerRewrite.RewriteAsync(engine, reference, xattrs, null, spool, log.Add, CancellationToken.None);
+            rewritten = await TopLayerRewrite.RewriteAsync(engine, reference, container, null, spool, log.Add, CancellationToken.None);
             TestContext.WriteLine($"rewrite: {clock.ElapsedMilliseconds} ms; {string.Join(" | ", log)}");
+            StringAssert.Contains(log.Single(), local ? "from the container's upper dir" : "from the saved image");
 
             var image = await docker.Images.InspectImageAsync(reference);
             Assert.AreEqual(rewritten, image.ID);
@@ -82,14 +93,26 @@ public sealed class TopLayerRewriteEngineTests
                 StringAssert.Contains(shown, line);
             }
 
-            var records = await TopLayerXattrsAsync(docker, reference, image.RootFS!.Layers![^1]);
-            CollectionAssert.IsSubsetOf(new[] { ContainerXattrs.Access, "user.note" }, records["srv/acl-file"].ToArray());
-            CollectionAssert.AreEquivalent(new[] { ContainerXattrs.Access, ContainerXattrs.Default }, records["srv/acl-dir"].ToArray());
-            CollectionAssert.AreEquivalent(new[] { ContainerXattrs.Default }, records["opt"].ToArray());
+            var layer = await TopLayerAsync(docker, reference, image.RootFS!.Layers![^1]);
+            CollectionAssert.IsSubsetOf(new[] { ContainerXattrs.Access, "user.note" }, layer["srv/acl-file"].Xattrs.ToArray());
+            CollectionAssert.AreEquivalent(new[] { ContainerXattrs.Access, ContainerXattrs.Default }, layer["srv/acl-dir"].Xattrs.ToArray());
+            CollectionAssert.AreEquivalent(new[] { ContainerXattrs.Default }, layer["opt"].Xattrs.ToArray());
+            // Nothing else changed: each entry as docker commit wrote it (whiteouts, the opaque folder, links, the fifo,
+            // owners, modes, sizes, content, times), with only xattr records added.
+            CollectionAssert.AreEquivalent(asCommitted.Keys.ToArray(), layer.Keys.ToArray(), "the same entries");
+            foreach (var (path, entry) in asCommitted)
+            {
+                Assert.AreEqual(entry with { Xattrs = [] }, layer[path] with { Xattrs = [] }, path);
+                CollectionAssert.IsSubsetOf(entry.Xattrs.ToArray(), layer[path].Xattrs.ToArray(), path);
+            }
+            foreach (var expected in new[] { "etc/.wh.issue.net", "var/lib/apt/.wh..wh..opq", "srv/hard-link", "srv/sym-link", "srv/fifo" })
+            {
+                Assert.IsTrue(layer.ContainsKey(expected), $"{expected} is in the layer: {string.Join(", ", layer.Keys)}");
+            }
 
             // With an epoch the result depends on the content only: rewriting it again gives the same image.
-            var reproducible = await TopLayerRewrite.RewriteAsync(engine, reference, xattrs, DateTimeOffset.FromUnixTimeSeconds(1704067200), spool, log.Add, CancellationToken.None);
-            Assert.AreEqual(reproducible, await TopLayerRewrite.RewriteAsync(engine, reference, xattrs, DateTimeOffset.FromUnixTimeSeconds(1704067200), spool, log.Add, CancellationToken.None));
+            var reproducible = await TopLayerRewrite.RewriteAsync(engine, reference, container, DateTimeOffset.FromUnixTimeSeconds(1704067200), spool, log.Add, CancellationToken.None);
+            Assert.AreEqual(reproducible, await TopLayerRewrite.RewriteAsync(engine, reference, container, DateTimeOffset.FromUnixTimeSeconds(1704067200), spool, log.Add, CancellationToken.None));
             Assert.AreEqual("2024-01-01T00:00:00Z", (await docker.Images.InspectImageAsync(reference)).Created!.Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"));
             StringAssert.Contains(await TestDocker.RunInImageAsync(docker, reference, Show), "user:4242:rw-");
             Assert.IsNull(await TestDocker.ImageIdAsync(docker, rewritten), "the replaced image is gone");
@@ -136,8 +159,19 @@ public sealed class TopLayerRewriteEngineTests
         }
     }
 
-    /// <summary>The xattr names each entry of the image's top layer carries, read from `docker save`.</summary>
-    private static async Task<Dictionary<string, IReadOnlyCollection<string>>> TopLayerXattrsAsync(DockerClient docker, string reference, string topDiffId)
+    /// <summary>An entry of a layer: what a rewrite keeps, and the xattr names it carries.</summary>
+    private sealed record Entry(byte Type, int Mode, long Uid, long Gid, long Size, long MTime, string? Link, string ContentHash)
+    {
+        public IReadOnlyCollection<string> Xattrs { get; init; } = [];
+
+        public bool Equals(Entry? other) => other is not null && (Type, Mode, Uid, Gid, Size, MTime, Link, ContentHash) ==
+            (other.Type, other.Mode, other.Uid, other.Gid, other.Size, other.MTime, other.Link, other.ContentHash);
+
+        public override int GetHashCode() => HashCode.Combine(Type, Mode, Uid, Gid, Size, MTime, Link, ContentHash);
+    }
+
+    /// <summary>Each entry of the image's top layer, read from `docker save`.</summary>
+    private static async Task<Dictionary<string, Entry>> TopLayerAsync(DockerClient docker, string reference, string topDiffId)
     {
         await using var saved = new BufferedStream(await docker.Images.SaveImageAsync(reference, CancellationToken.None), 1 << 20);
         using var archive = new TarReader(saved);
@@ -149,10 +183,17 @@ public sealed class TopLayerRewriteEngineTests
             }
             var hashed = new Sha256Stream(entry.DataStream);
             var layer = new LayerTarReader(hashed);
-            var records = new Dictionary<string, IReadOnlyCollection<string>>(StringComparer.Ordinal);
+            var records = new Dictionary<string, Entry>(StringComparer.Ordinal);
             while (await layer.NextAsync(CancellationToken.None) is { } file)
             {
-                records[file.Path] = [.. file.Xattrs.Keys];
+                using var content = new MemoryStream();
+                await layer.Content.CopyToAsync(content);
+                var type = file.IsFile ? (byte)'0' : file.Type;
+                records[file.Path] = new Entry(type, file.Mode & 0xFFF, file.Uid, file.Gid, file.Size, file.ModificationTime.ToUnixTimeSeconds(),
+                    file.LinkName is null ? null : LayerTarReader.Normalize(file.LinkName), Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(content.ToArray())))
+                {
+                    Xattrs = [.. file.Xattrs.Keys],
+                };
             }
             await layer.DrainAsync(CancellationToken.None);
             if (hashed.Digest() == topDiffId)
