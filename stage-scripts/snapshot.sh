@@ -76,6 +76,13 @@ for home in /root /home/*; do
   done
 done
 
+# What systemd writes until the container stops must not land in the image: journald moves to /run (not committed),
+# and systemd-update-utmp writes its shutdown record (time, kernel) into wtmp now, before wtmp is emptied below.
+if [ -d /run/systemd/system ]; then
+  journalctl --relinquish-var >/dev/null 2>&1 || true
+  systemctl stop systemd-update-utmp.service >/dev/null 2>&1 || true
+fi
+
 # Logs: keep the files (services expect them), drop their content; rotated ones and the journal go.
 not_injected /var/log \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) | xargs -0r rm -f
 not_injected /var/log -type f | xargs -0r truncate -s 0
@@ -84,6 +91,15 @@ strip_tree /var/log/journal /tmp /var/tmp
 not_injected /var/cache/apt/archives -name '*.deb' | xargs -0r rm -f
 strip_tree /var/cache/apt/archives/partial /var/lib/apt/lists
 for f in /var/cache/apt/*.bin; do kept "$f" || rm -f "$f"; done
+
+# What differs from one build to the next with the same inputs (docs/reproducible.md): ldconfig's aux-cache (inodes,
+# times), the state dpkg and debconf had before the last change (*-old), timers' stamps (their time is their content:
+# clamped to the epoch, a Persistent= timer would fire at first boot), and per-machine seeds and secrets.
+for f in /var/cache/ldconfig/aux-cache /var/lib/dpkg/*-old /var/cache/debconf/*-old /var/lib/systemd/timers/stamp-* \
+    /var/lib/systemd/random-seed /var/lib/systemd/credential.secret; do
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  kept "$f" || rm -f "$f"
+done
 
 # Salt minion keys identify the build's machine, not the containers.
 strip_tree --self /etc/salt/pki /etc/mastersalt/pki

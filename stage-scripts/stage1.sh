@@ -32,6 +32,17 @@ for tool in setfacl getfacl setfattr getfattr rsync; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "stage1: installing acl attr rsync (missing: ${missing[*]})"
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends acl attr rsync && rm -rf /var/lib/apt/lists/*
+  # What this install writes besides the packages is dated, or a download's: it goes, so that the same base gives the
+  # same layer (docs/reproducible.md). The stamp tells what the install wrote from what the base had.
+  stamp="$(mktemp)"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends acl attr rsync
+  # The indexes and the package caches (apt-get clean: archives/*.deb, pkgcache.bin, srcpkgcache.bin).
+  apt-get clean && rm -rf /var/lib/apt/lists/*
+  # ldconfig's aux-cache records inodes and times; dpkg's and debconf's *-old are the state before this install.
+  rm -f /var/cache/ldconfig/aux-cache
+  find /var/lib/dpkg /var/cache/debconf -maxdepth 1 -name '*-old' -newer "$stamp" -delete
+  # dpkg's, apt's and update-alternatives' logs of this install (dated lines): kept, emptied, as the snapshot does.
+  find /var/log -type f -newer "$stamp" -exec truncate -s 0 {} +
+  rm -f "$stamp"
 fi
 echo "stage1: done"
