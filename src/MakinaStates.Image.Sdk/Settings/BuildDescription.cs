@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MakinaStates.Image.Sdk.Diagnostics;
@@ -251,8 +252,15 @@ public sealed class BuildDescription
     /// <summary>
     /// The environment of the stage scripts: every MS_* setting as the seed passes them, then MsDockerArgs' -e values.
     /// Given to the scripts (exec), never as the container's Env, which docker commit would bake into the image.
+    /// SOURCE_DATE_EPOCH too, when the build has one: tools that honour it (useradd's last-change day, compilers) write
+    /// the same files again.
     /// </summary>
-    public IList<string> StageEnvironment() => [.. SeedSettings().Select(s => $"{s.Name}={s.Value}"), .. DockerRunArguments.Environment];
+    public IList<string> StageEnvironment() =>
+    [
+        .. SeedSettings().Select(s => $"{s.Name}={s.Value}"),
+        .. SourceDateEpoch?.Seconds is { } epoch ? [$"SOURCE_DATE_EPOCH={epoch.ToString(CultureInfo.InvariantCulture)}"] : Array.Empty<string>(),
+        .. DockerRunArguments.Environment,
+    ];
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 

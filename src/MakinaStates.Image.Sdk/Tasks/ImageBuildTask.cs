@@ -25,7 +25,21 @@ public abstract partial class ImageBuildTask : Task, ICancelableTask
     private Description? _build;
 
     /// <summary>Reads the description Stage0 wrote; Stage0 itself (and Clean) make it from the settings.</summary>
-    protected virtual Description DescribeBuild() => Description.Load(BuildDescription);
+    protected virtual Description DescribeBuild()
+    {
+        var build = Description.Load(BuildDescription);
+        if (long.TryParse(SourceDateEpoch, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+        {
+            build.SourceDateEpoch = new Settings.SourceDateEpoch(seconds, build.SourceDateEpoch?.Seconds is null ? "the base this build made" : build.SourceDateEpoch.Origin);
+        }
+        return build;
+    }
+
+    /// <summary>
+    /// Stage2 and Stage3: the epoch Stage1 used (Unix seconds; empty: no clamping). Stage0's own, or, when Stage0 left it
+    /// to a base that did not exist yet, the time of the base Stage1 made.
+    /// </summary>
+    public string SourceDateEpoch { get; set; } = "";
 
     /// <summary>MsPush=true: the image lock is held past the last stage, for the push; PushToRegistry releases it.</summary>
     protected bool KeepImageLock => Build.IsTrue(Build.MsPush);

@@ -38,7 +38,7 @@ public sealed partial class Stage0PrepareBuild
             baseValue = baseImage?.ID ?? InputsKey.MissingBase;
             if (baseImage is not null)
             {
-                build.SourceDateEpoch = build.SourceDateEpoch?.WithBase(SourceDateEpoch.Utc(baseImage.Created),
+                build.SourceDateEpoch = build.SourceDateEpoch?.WithBase(Sdk.Settings.SourceDateEpoch.Utc(baseImage.Created),
                     $"the base image's creation time ({build.MsBase})");
             }
         }

@@ -89,7 +89,7 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
         _ = build.Remote;
         _ = build.RewritesLayers;
         // What the setting names; left to the base, the base's time once the base is known (the up-to-date check).
-        build.SourceDateEpoch = SourceDateEpoch.Resolve(build.MsSourceDateEpoch, build.MsImageDir);
+        build.SourceDateEpoch = Sdk.Settings.SourceDateEpoch.Resolve(build.MsSourceDateEpoch, build.MsImageDir);
         return makinaStates;
     }
 

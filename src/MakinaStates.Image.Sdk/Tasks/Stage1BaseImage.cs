@@ -27,7 +27,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
     /// The epoch (Unix seconds; empty: no clamping) of this build's layers: Stage0's, or, when Stage0 left it to a base
     /// that did not exist yet, the time of the base this task made or pulled.
     /// </summary>
-    [Output] public string SourceDateEpoch { get; private set; } = "";
+    [Output] public string ResolvedSourceDateEpoch { get; private set; } = "";
 
     /// <summary>The time of the base this task made (its raw tar's or tarball's), for an epoch left to the base.</summary>
     private DateTimeOffset? _madeBaseTime;
@@ -46,7 +46,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
         _steps.Mark("base");
         var epoch = Build.SourceDateEpoch?.WithBase(_madeBaseTime ?? Settings.SourceDateEpoch.Utc(baseImage.Created),
             _madeBaseTime is null ? $"the base image's creation time ({baseReference})" : "the time of the base this build made");
-        SourceDateEpoch = epoch?.Seconds?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "";
+        ResolvedSourceDateEpoch = epoch?.Seconds?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "";
+        // stage1.sh sees it as SOURCE_DATE_EPOCH (the stage environment).
+        Build.SourceDateEpoch = epoch;
         if (!ImageArchitecture.Matches(baseImage, Build.ResolvedPlatform))
         {
             throw new ImageBuildException(MsiCodes.BaseImageMissing, MsiMessages.Format("BasePlatformMismatch", baseReference,

@@ -20,13 +20,9 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
     /// <summary>From Stage2: the injected tree's fingerprint as it was sent (the key's tree line).</summary>
     [Required] public string InjectedTreeFingerprint { get; set; } = "";
 
-    /// <summary>From Stage1: the epoch of this build's layers (Unix seconds), or empty for no clamping.</summary>
-    public string SourceDateEpoch { get; set; } = "";
-
     private const int StopTimeoutSeconds = 60;
 
-    private DateTimeOffset? Epoch => long.TryParse(SourceDateEpoch, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
-        ? DateTimeOffset.FromUnixTimeSeconds(seconds) : null;
+    private DateTimeOffset? Epoch => Build.SourceDateEpoch?.Time;
 
     [Output] public ITaskItem? Candidate { get; private set; }
 
