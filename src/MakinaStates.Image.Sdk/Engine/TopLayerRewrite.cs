@@ -35,6 +35,7 @@ public static class TopLayerRewrite
         DateTimeOffset? sourceDateEpoch, string spoolDirectory, Action<string> log, CancellationToken cancellationToken)
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
+        var steps = new StepTimes();
         var image = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
         var diffIds = image.RootFS?.Layers ?? [];
         if (diffIds.Count == 0)
@@ -42,6 +43,7 @@ public static class TopLayerRewrite
             throw Failed(reference, engine, "the image has no layer");
         }
         var local = await UpperDirSourceAsync(engine, containerId, image.ID, sourceDateEpoch, log, cancellationToken).ConfigureAwait(false);
+        steps.Mark("read");
         string? loadedId = null;
         string how;
         try
@@ -60,10 +62,12 @@ public static class TopLayerRewrite
         }
         finally
         {
+            steps.Mark("write and load");
             // The image as committed goes, whatever happened (a load untags it; its lower layers are the loaded image's).
             await ImageArchive.RemoveReplacedAsync(engine, image.ID, loadedId ?? "").ConfigureAwait(false);
+            steps.Mark("remove the committed image");
         }
-        log($"Wrote the top layer of {reference} again with its ACLs and xattrs{(sourceDateEpoch is { } e ? $", times clamped to {e.ToUnixTimeSeconds()}" : "")} ({how}; {started.Elapsed.TotalSeconds:0.0} s).");
+        log($"Wrote the top layer of {reference} again with its ACLs and xattrs{(sourceDateEpoch is { } e ? $", times clamped to {e.ToUnixTimeSeconds()}" : "")} ({how}; {steps}; {started.Elapsed.TotalSeconds:0.0} s).");
         return loadedId;
     }
 

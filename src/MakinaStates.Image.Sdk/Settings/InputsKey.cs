@@ -23,6 +23,7 @@ public sealed class InputsKey
     public const string MissingBase = "missing";
     private const string BaseLine = "base";
     private const string TreeLine = "tree";
+    private const string EpochLine = "epoch";
 
     private InputsKey(string text)
     {
@@ -84,7 +85,7 @@ public sealed class InputsKey
         Line(TreeLine, treeFingerprint);
         Line("corpus", build.CorpusCommit);
         // MsSourceDateEpoch is a setting above; what it resolved to (git's HEAD time moves) is the image's.
-        Line("epoch", build.SourceDateEpoch?.KeyValue ?? "");
+        Line(EpochLine, build.SourceDateEpoch?.KeyValue ?? "");
         return new InputsKey(text.ToString());
     }
 
@@ -101,6 +102,12 @@ public sealed class InputsKey
 
     /// <summary>The same inputs, with the tree as it was sent (it differs when a file was edited during the build).</summary>
     public InputsKey WithTree(string treeFingerprint) => With(TreeLine, treeFingerprint);
+
+    /// <summary>The epoch line's value: <c>base</c> when Stage0 left it to a base that did not exist yet.</summary>
+    public string Epoch => Read(EpochLine);
+
+    /// <summary>The same inputs, with the epoch the base this build made gave.</summary>
+    public InputsKey WithEpoch(string epoch) => With(EpochLine, epoch);
 
     /// <summary>The candidate was built from these inputs: its label is this key, or this key is the alias recorded for it.</summary>
     public bool IsCarriedBy(string candidateId, string? candidateLabel, string intermediateDirectory) =>

@@ -156,7 +156,8 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         }
     }
 
-    /// <summary>This build keyed the candidate on a base that did not exist yet: the key with the written tarball is its alias.</summary>
+    /// <summary>This build keyed the candidate on a base that did not exist yet: the key with the written tarball (and the
+    /// epoch it gave, when the epoch was left to the base) is its alias.</summary>
     private void RecordKeyWithWrittenBase(InputsKey key, string tarball, string candidateId)
     {
         if (key.Base != InputsKey.MissingBase || tarball != Build.BaseImagePath || Mono.Unix.Native.Syscall.lstat(tarball, out var stat) != 0)
@@ -166,7 +167,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         var cache = Injection.ContentHashCache.Load(Path.Combine(Build.IntermediateDirectory, Injection.ContentHashCache.FileName));
         var written = cache.HashOf(tarball, stat);
         cache.Save();
-        key.WithBase(written).RecordAlias(candidateId, Build.IntermediateDirectory);
+        var described = key.WithBase(written);
+        if (key.Epoch == Settings.SourceDateEpoch.BaseOrigin && Build.SourceDateEpoch?.Seconds is not null)
+        {
+            // The next build reads the epoch from the tarball this build wrote (it has the base's time).
+            described = described.WithEpoch(Build.SourceDateEpoch.KeyValue);
+        }
+        described.RecordAlias(candidateId, Build.IntermediateDirectory);
     }
 
     /// <summary>The description's labels (generated, then MsLabel), created stamped (the epoch, else now), then the SDK's own.</summary>

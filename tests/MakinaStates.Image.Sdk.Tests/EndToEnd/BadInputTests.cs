@@ -134,4 +134,23 @@ public sealed class BadInputTests
         Assert.IsFalse(Directory.Exists(Path.Combine(project.Directory, "injected_volumes")), "Stage0 laid out the image dir");
         Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"{image}-stage1:latest"));
     }
+
+    [TestMethod]
+    [DataRow("yesterday", "neither Unix seconds nor git nor now")]
+    [DataRow("git", "git found no HEAD commit")]
+    public async Task An_epoch_it_cannot_use_is_MSI0021_before_anything_is_made(string value, string reason)
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-epoch-{Guid.NewGuid():N}"[..40];
+        // The test's folder is no git clone: git finds no HEAD there.
+        using var project = new ImageProject(image);
+        var build = await project.BuildAsync($"-p:MsSourceDateEpoch={value}");
+        Assert.IsFalse(build.Succeeded);
+        StringAssert.Contains(build.Output, "error MSI0021");
+        StringAssert.Contains(build.Output, $"MsSourceDateEpoch '{value}' is not a time this build can use: {reason}");
+        Assert.IsNull(build.BuildId, "the build went past Stage0's validation");
+        Assert.IsFalse(Directory.Exists(Path.Combine(project.Directory, "injected_volumes")), "Stage0 laid out the image dir");
+        Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"{image}-stage1:latest"));
+    }
 }
