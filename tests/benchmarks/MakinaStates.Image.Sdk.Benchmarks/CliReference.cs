@@ -6,7 +6,8 @@ internal static class CliReference
     /// <summary>
     /// Create with systemd, copy the tree, start, wait for boot, exec stage2/stage3 (and the snapshot and ACL save the
     /// SDK also runs), clean /docker, stop, commit, remove. Prints `cli-steps: name 0.12 s, …` on stderr.
-    /// Arguments: stage1 image, sample folder, effective bootstrap_scripts folder, candidate tag.
+    /// Arguments: stage1 image, sample folder (any copy of the sample: its whole tree is copied, the 1 GiB file of the
+    /// (f) copy too), effective bootstrap_scripts folder, candidate tag.
     /// </summary>
     public const string RebuildScript = """
         #!/bin/bash

@@ -30,15 +30,21 @@ internal static class Measure
         result.ExitCode == 0 ? result : throw new InvalidOperationException($"{what} failed ({result.ExitCode}):\n{result.Output}");
 
     /// <summary>A then B, <paramref name="runs"/> times: a drift of the machine's speed hits both alike.</summary>
-    public static (List<Result> A, List<Result> B) Alternate(int runs, Func<Result> a, Func<Result> b)
+    public static (List<Result> A, List<Result> B) Alternate(int runs, Func<Result> a, Func<Result> b) =>
+        Alternate(runs, [a, b]) is [var ra, var rb] ? (ra, rb) : throw new InvalidOperationException("two commands, two lists");
+
+    /// <summary>Each command in turn (A B C A B C …), <paramref name="runs"/> times: the results of each, in the commands' order.</summary>
+    public static List<Result>[] Alternate(int runs, params Func<Result>[] commands)
     {
-        var (ra, rb) = (new List<Result>(), new List<Result>());
+        var results = commands.Select(_ => new List<Result>()).ToArray();
         for (var i = 0; i < runs; i++)
         {
-            ra.Add(Require(a(), "A"));
-            rb.Add(Require(b(), "B"));
+            for (var c = 0; c < commands.Length; c++)
+            {
+                results[c].Add(Require(commands[c](), ((char)('A' + c)).ToString()));
+            }
         }
-        return (ra, rb);
+        return results;
     }
 
     public static double Median(IEnumerable<double> values)

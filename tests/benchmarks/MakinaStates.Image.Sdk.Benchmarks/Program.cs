@@ -35,18 +35,26 @@ const string Image = "makinastates/bench-hello";
 const string ColdImage = "makinastates/bench-cold";
 const string ColdArm64Image = "makinastates/bench-cold-arm64";
 const string CliCandidate = "makinastates/bench-cli:candidate";
+// The sample built with MsRewriteLayers=false: its own image name, since the setting is in the stage1 key (one name for
+// both would rebuild stage1 at every switch).
+const string PlainImage = "makinastates/bench-hello-norewrite";
 var data = Path.Combine(work, "data");
 Console.Error.WriteLine($"benchmark: {runs} runs each, work folder {work}");
 
 try
 {
     // Copy of the sample that resolves the packed SDK from the repository's feed.
-    var sample = Path.Combine(work, "hello");
-    CopyTree(Path.Combine(root, "samples", "hello-systemd"), sample);
-    WriteNugetConfig(sample, root);
+    string CopyOfSample(string name)
+    {
+        var copy = Path.Combine(work, name);
+        CopyTree(Path.Combine(root, "samples", "hello-systemd"), copy);
+        WriteNugetConfig(copy, root);
+        return copy;
+    }
+    var sample = CopyOfSample("hello");
     var project = Path.Combine(sample, "hello-systemd.proj");
-    string[] Build(string image, string verbosity) =>
-        ["build", project, "-nr:false", "-tl:off", $"-v:{verbosity}", "-nologo", $"-p:MsImage={image}", .. cold ? new[] { $"-p:MsDataDir={data}" } : []];
+    string[] Build(string image, string verbosity, string? projectFile = null) =>
+        ["build", projectFile ?? project, "-nr:false", "-tl:off", $"-v:{verbosity}", "-nologo", $"-p:MsImage={image}", .. cold ? new[] { $"-p:MsDataDir={data}" } : []];
 
     // (d) first, while nothing is cached: a cold build in its own data dir, then its reference measured piece by piece.
     if (cold)
@@ -117,20 +125,45 @@ try
     // (b) rebuilds vs the same engine work as docker CLI commands, with where the time goes.
     var cliScript = Path.Combine(work, "cli-rebuild.sh");
     File.WriteAllText(cliScript, CliReference.RebuildScript);
-    var scripts = Path.Combine(sample, "injected_volumes", "bootstrap_scripts");
-    Result Cli() => Run("bash", [cliScript, $"{Image}-stage1:latest", sample, scripts, CliCandidate]);
-    var page = Path.Combine(sample, "site", "index.html");
-    var stage3 = Path.Combine(sample, "image_rootfs", "bootstrap_scripts", "stage3.sh");
-    var counter = 0;
-    foreach (var (name, change) in new (string, string)[] { ("one injected file changed", page), ("only stage3.sh changed", stage3) })
+    // The same script for any copy of the sample: its tree (and the effective bootstrap_scripts its SDK build wrote)
+    // as the SDK injects it. The previous CLI candidate goes first, untimed: a commit under its tag would leave it dangling.
+    Result Cli(string tree)
     {
-        var comment = change.EndsWith(".sh", StringComparison.Ordinal) ? "# {0}\n" : "<!-- {0} -->\n";
-        var (sdk, cli) = Alternate(runs,
-            () => { File.AppendAllText(change, string.Format(CultureInfo.InvariantCulture, comment, counter++)); return Run("dotnet", Build(Image, "n")); },
-            () => { File.AppendAllText(change, string.Format(CultureInfo.InvariantCulture, comment, counter++)); return Cli(); });
-        rows.Add(Alternated($"b. rebuild after {name} vs docker CLI script", sdk, cli, "1.1 (stretch 1.0)"));
-        notes.Add($"b. {name}, medians: {Breakdown(sdk, cli)}");
+        Run("docker", ["rmi", CliCandidate]);
+        return Run("bash", [cliScript, $"{Image}-stage1:latest", tree, Path.Combine(tree, "injected_volumes", "bootstrap_scripts"), CliCandidate]);
     }
+    var counter = 0;
+    Func<Result> Edited(string file, Func<Result> action) => () =>
+    {
+        File.AppendAllText(file, string.Format(CultureInfo.InvariantCulture, file.EndsWith(".sh", StringComparison.Ordinal) ? "# {0}\n" : "<!-- {0} -->\n", counter++));
+        return action();
+    };
+
+    // One injected file changed: the default build (the committed layer written again), the same build with
+    // MsRewriteLayers=false (a copy of the sample, its own image name and stage1) to tell the rewrite's cost, and the
+    // CLI, in turn (A B C …); both SDK rows against the same CLI runs.
+    var plain = CopyOfSample("hello-norewrite");
+    string[] PlainBuild(string verbosity) => [.. Build(PlainImage, verbosity, Path.Combine(plain, "hello-systemd.proj")), "-p:MsRewriteLayers=false"];
+    Require(Run("dotnet", PlainBuild("q")), "warm-up build of the sample with MsRewriteLayers=false");
+    var page = Path.Combine(sample, "site", "index.html");
+    var injected = Alternate(runs,
+        Edited(page, () => Run("dotnet", Build(Image, "n"))),
+        Edited(Path.Combine(plain, "site", "index.html"), () => Run("dotnet", PlainBuild("n"))),
+        Edited(page, () => Cli(sample)));
+    var (sdk, noRewrite, cli) = (injected[0], injected[1], injected[2]);
+    if (noRewrite.FirstOrDefault(r => Rewrite(r).Success) is { } rewritten)
+        throw new InvalidOperationException($"a build with MsRewriteLayers=false wrote its layer again:\n{rewritten.Output}");
+    rows.Add(Alternated("b. rebuild after one injected file changed vs docker CLI script", sdk, cli, "1.15"));
+    rows.Add(Alternated("b. the same rebuild with MsRewriteLayers=false (no rewrite) vs the same docker CLI runs", noRewrite, cli, "",
+        $"the rewrite itself in the default build: {RewriteMedian(sdk)} (median)"));
+    notes.Add($"b. one injected file changed, medians: {Breakdown(sdk, cli)}");
+    notes.Add($"   with MsRewriteLayers=false: {Breakdown(noRewrite, null)}");
+    notes.Add($"   the layer written again (default build, within its Stage3 commit step): median {RewriteMedian(sdk)}; last: {Rewrite(sdk[^1]).Value}");
+
+    var stage3 = Path.Combine(sample, "image_rootfs", "bootstrap_scripts", "stage3.sh");
+    var (sdk3, cli3) = Alternate(runs, Edited(stage3, () => Run("dotnet", Build(Image, "n"))), Edited(stage3, () => Cli(sample)));
+    rows.Add(Alternated("b. rebuild after only stage3.sh changed vs docker CLI script", sdk3, cli3, "1.1 (stretch 1.0)"));
+    notes.Add($"b. only stage3.sh changed, medians: {Breakdown(sdk3, cli3)}");
 
     // (c) injection of 20,000 small files, and of one 1 GiB file, vs docker cp of the same tree.
     var small = Path.Combine(work, "small");
@@ -156,10 +189,43 @@ try
         rows.Add(Row($"c. inject {name} vs docker cp", Median(upload), Median(theirs.Select(r => r.Seconds)), MedianRatio(upload, theirs.Select(r => r.Seconds).ToList()), "1.0",
             $"whole process {Seconds(Median(ours.Select(r => r.Seconds)))}; peak RSS {Median(ours.Select(r => r.PeakMegabytes)):0} MB vs {Median(theirs.Select(r => r.PeakMegabytes)):0} MB"));
     }
+
+    // (f) a rebuild after a 1 GiB injected file changed vs the same CLI script with the same tree: a copy of the sample
+    // with the file of (c) under injected_volumes/, under the sample's image name (its stage1 is reused). The file's
+    // first bytes change before each run of either side, so each SDK build is out of date (and hashes the file again).
+    var big = CopyOfSample("hello-big");
+    var blob = Path.Combine(big, "injected_volumes", "srv", "big", "blob.bin");
+    Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+    File.Copy(Path.Combine(large, "one-gib.bin"), blob);
+    Func<Result> Overwritten(Func<Result> action) => () =>
+    {
+        using (var stream = new FileStream(blob, FileMode.Open, FileAccess.Write)) stream.Write(BitConverter.GetBytes((long)counter++));
+        return action();
+    };
+    var bigProject = Path.Combine(big, "hello-systemd.proj");
+    Require(Run("dotnet", Build(Image, "q", bigProject)), "warm-up build of the sample with a 1 GiB injected file");
+    var stage1Size = ImageSize($"{Image}-stage1:latest");
+    var topLayers = new List<(double Sdk, double Cli)>();
+    var (bigSdk, bigCli) = Alternate(runs,
+        Overwritten(() => Run("dotnet", Build(Image, "n", bigProject))),
+        Overwritten(() =>
+        {
+            var result = Cli(big);
+            // Both sides carry the file: each candidate's layers above stage1 hold at least 1 GiB.
+            topLayers.Add((ImageSize($"{Image}:candidate") - stage1Size, ImageSize(CliCandidate) - stage1Size));
+            return result;
+        }));
+    if (topLayers.Where(t => t.Sdk < 1 << 30 || t.Cli < 1 << 30).ToList() is [var lacking, ..])
+        throw new InvalidOperationException($"a candidate lacks the 1 GiB file: SDK {lacking.Sdk / 1048576:0} MB, CLI {lacking.Cli / 1048576:0} MB above stage1");
+    rows.Add(Alternated("f. rebuild after a 1 GiB injected file changed vs docker CLI (create, docker cp, start, boot, scripts, stop, commit)", bigSdk, bigCli, "1.5",
+        $"the rewrite itself: {RewriteMedian(bigSdk)} (median); above stage1: SDK {Median(topLayers.Select(t => t.Sdk)) / 1048576:0} MB, CLI {Median(topLayers.Select(t => t.Cli)) / 1048576:0} MB"));
+    notes.Add($"f. 1 GiB injected file changed, medians: {Breakdown(bigSdk, bigCli)}");
+    notes.Add($"   the layer written again (within the Stage3 commit step): median {RewriteMedian(bigSdk)}; last: {Rewrite(bigSdk[^1]).Value}");
 }
 finally
 {
-    foreach (var reference in new[] { $"{Image}:candidate", $"{Image}-stage1:latest", CliCandidate, $"{ColdImage}:candidate", $"{ColdImage}-stage1:latest",
+    foreach (var reference in new[] { $"{Image}:candidate", $"{Image}-stage1:latest", CliCandidate, $"{PlainImage}:candidate", $"{PlainImage}-stage1:latest",
+        $"{ColdImage}:candidate", $"{ColdImage}-stage1:latest",
         $"{ColdArm64Image}:candidate", $"{ColdArm64Image}-stage1:arm64" })
     {
         Run("docker", ["rmi", reference]);
@@ -172,7 +238,7 @@ finally
     Directory.Delete(work, recursive: true);
 }
 
-Console.WriteLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end; median of {runs} alternating runs (A B A B ...), the cold build once.");
+Console.WriteLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end; median of {runs} alternating runs (A B A B ...; A B C ... for the injected-file rows of b), the cold build once.");
 Console.WriteLine();
 Console.WriteLine("| measurement | SDK (median) | reference (median) | ratio (goal) | notes |");
 Console.WriteLine("|---|---|---|---|---|");
@@ -181,9 +247,9 @@ Console.WriteLine();
 foreach (var note in notes) Console.WriteLine(note);
 return 0;
 
-static string Alternated(string name, List<Result> a, List<Result> b, string goal) =>
+static string Alternated(string name, List<Result> a, List<Result> b, string goal, string notes = "") =>
     Row(name, Median(a.Select(r => r.Seconds)), Median(b.Select(r => r.Seconds)),
-        MedianRatio(a.Select(r => r.Seconds).ToList(), b.Select(r => r.Seconds).ToList()), goal, "");
+        MedianRatio(a.Select(r => r.Seconds).ToList(), b.Select(r => r.Seconds).ToList()), goal, notes);
 
 /// <param name="goal">The ratio to stay under, or empty for a figure shown beside another (no goal).</param>
 static string Row(string name, double a, double b, double ratio, string goal, string notes)
@@ -198,12 +264,22 @@ static string Row(string name, double a, double b, double ratio, string goal, st
 
 static string Summary(Result build) => Regex.Match(build.Output, @"Image build summary: (.*?)( makinastates/\S+ [0-9.]+ MB\.)?\r?$", RegexOptions.Multiline).Groups[1].Value.Trim();
 
+// The SDK's line (-v:n) for the candidate's layer written again: "Stage3: Wrote the top layer of … (…; 0.4 s)."
+static Match Rewrite(Result build) => Regex.Match(build.Output, @"Stage3: Wrote the top layer of \S+ again .*?; (?<s>[0-9.]+) s\)\.");
+
+static string RewriteMedian(List<Result> builds) =>
+    Seconds(Median(builds.Select(Rewrite).Where(m => m.Success).Select(m => double.Parse(m.Groups["s"].Value, CultureInfo.InvariantCulture))));
+
+static double ImageSize(string reference) =>
+    double.Parse(Require(Run("docker", ["image", "inspect", "-f", "{{.Size}}", reference]), $"size of {reference}").Output.Trim(), CultureInfo.InvariantCulture);
+
 static string StepsLine(Result build, string stage) => Regex.Match(build.Output, $@"{stage} steps: .*").Value.Trim();
 
 static string StepsOf(Result build, string stage) => Regex.Match(build.Output, $@"{stage} steps: (.*)").Groups[1].Value.Trim();
 
-// Median seconds of each step over the runs: the SDK's process and MSBuild, its stages and their steps; the CLI's steps.
-static string Breakdown(List<Result> sdk, List<Result> cli)
+// Median seconds of each step over the runs: the SDK's process and MSBuild, its stages and their steps (Stage3's commit
+// includes the layer written again); the CLI's steps (none without CLI runs).
+static string Breakdown(List<Result> sdk, List<Result>? cli)
 {
     IEnumerable<(string Step, double Seconds)> SdkSteps(Result r)
     {
@@ -217,7 +293,8 @@ static string Breakdown(List<Result> sdk, List<Result> cli)
     }
     string Medians(IEnumerable<IEnumerable<(string Step, double Seconds)>> perRun) =>
         string.Join(", ", perRun.SelectMany(s => s).GroupBy(s => s.Step).Select(g => $"{g.Key} {Seconds(Median(g.Select(s => s.Seconds)))}"));
-    return $"SDK {Seconds(Median(sdk.Select(r => r.Seconds)))} = {Medians(sdk.Select(SdkSteps))}; CLI {Seconds(Median(cli.Select(r => r.Seconds)))} = " +
+    var sdkPart = $"SDK {Seconds(Median(sdk.Select(r => r.Seconds)))} = {Medians(sdk.Select(SdkSteps))}";
+    return cli is null ? sdkPart : $"{sdkPart}; CLI {Seconds(Median(cli.Select(r => r.Seconds)))} = " +
            Medians(cli.Select(r => ParseSteps(Regex.Match(r.Output, @"cli-steps: (.*)").Groups[1].Value)));
 }
 
