@@ -47,7 +47,7 @@ public sealed record SourceDateEpoch(long? Seconds, string Origin)
             var fromEnvironment = Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH")?.Trim() == value;
             return new SourceDateEpoch(seconds, fromEnvironment ? "SOURCE_DATE_EPOCH" : "MsSourceDateEpoch");
         }
-        throw Invalid(setting, "it is neither Unix seconds nor git nor now");
+        throw Invalid(setting, "neither Unix seconds nor git nor now");
     }
 
     /// <summary>Left to the base: the base's time (a tarball's, an image's), when the base exists.</summary>
