@@ -41,6 +41,9 @@ public sealed class InitlessImageTests
             container = (await docker.Containers.CreateContainerAsync(new CreateContainerParameters { Image = $"{image}:candidate" })).ID;
             await docker.Containers.StartContainerAsync(container, new ContainerStartParameters());
             Assert.AreEqual("sleep", (await TestDocker.ExecAsync(docker, container, "cat /proc/1/comm")).Output.Trim());
+            // Gone before the next build, so that build's prune can remove the candidate it replaces.
+            await TestDocker.RemoveContainerAsync(docker, container);
+            container = null;
 
             // With the layers as committed (MsRewriteLayers=false) the ACL is lost, and nothing restores it: a warning says so.
             var asCommitted = await project.BuildAsync("-p:MsCommand=/usr/bin/sleep infinity", "-p:MsRewriteLayers=false");
