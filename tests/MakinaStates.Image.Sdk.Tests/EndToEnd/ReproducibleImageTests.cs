@@ -112,13 +112,13 @@ public sealed class ReproducibleImageTests
         try
         {
             await BuildAsync(project.Directory, [project.ProjectFile, "-p:MsPush=true", $"-p:MsRegistry={registry.Address}"]);
-            AssertAcls(await RunWithEntrypointAsync(docker, $"{image}:candidate", "getfacl", "-n", "-p", "/srv/app/shared.txt", "/srv/app/drop"), "docker run --entrypoint getfacl");
+            AssertAcls(await TestDocker.RunWithEntrypointAsync(docker, $"{image}:candidate", ["getfacl"], GetfaclArguments), "docker run --entrypoint getfacl");
 
             await using var podman = await PodmanService.StartAsync(insecureRegistry: registry.Address);
             using var client = podman.Connect();
             await client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = $"{registry.Address}/{image}", Tag = "candidate" }, null,
                 new Progress<JSONMessage>());
-            AssertAcls(await RunWithEntrypointAsync(client, $"{registry.Address}/{image}:candidate", "getfacl", "-n", "-p", "/srv/app/shared.txt", "/srv/app/drop"),
+            AssertAcls(await TestDocker.RunWithEntrypointAsync(client, $"{registry.Address}/{image}:candidate", ["getfacl"], GetfaclArguments),
                 "podman, pulled from the registry");
         }
         finally
@@ -127,29 +127,13 @@ public sealed class ReproducibleImageTests
         }
     }
 
+    private static readonly string[] GetfaclArguments = ["-n", "-p", "/srv/app/shared.txt", "/srv/app/drop"];
+
     private static void AssertAcls(string shown, string where)
     {
         StringAssert.Contains(shown, "# file: /srv/app/shared.txt\n# owner: 0\n# group: 0\nuser::rw-\nuser:4242:rw-\ngroup::r--\ngroup:4243:r--\n", where);
         StringAssert.Contains(shown, "default:group:4243:rwx", where);
         StringAssert.Contains(shown, "user:4242:rwx", where);
-    }
-
-    /// <summary>A plain container of the image with its entrypoint replaced (nothing boots); its output.</summary>
-    private static async Task<string> RunWithEntrypointAsync(DockerClient client, string image, string entrypoint, params string[] arguments)
-    {
-        var created = await client.Containers.CreateContainerAsync(new CreateContainerParameters { Image = image, Entrypoint = [entrypoint], Cmd = arguments });
-        try
-        {
-            await client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
-            await client.Containers.WaitContainerAsync(created.ID);
-            using var logs = await client.Containers.GetContainerLogsAsync(created.ID, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true }, CancellationToken.None);
-            var (stdout, stderr) = await logs.ReadOutputToEndAsync(CancellationToken.None);
-            return stdout + stderr;
-        }
-        finally
-        {
-            await TestDocker.RemoveContainerAsync(client, created.ID);
-        }
     }
 
     /// <summary>A copy of samples/hello-systemd in a folder of its own, resolving the SDK from the repository's feed.</summary>
@@ -166,14 +150,7 @@ public sealed class ReproducibleImageTests
                 Directory.Delete(path, recursive: true);
             }
         }
-        File.WriteAllText(Path.Combine(folder.Path, "nuget.config"), $"""
-            <?xml version="1.0" encoding="utf-8"?>
-            <configuration>
-              <packageSources>
-                <add key="makinastates-local" value="{Repository.Feed}" />
-              </packageSources>
-            </configuration>
-            """);
+        ImageProject.WriteNugetConfig(folder.Path);
         return folder;
     }
 

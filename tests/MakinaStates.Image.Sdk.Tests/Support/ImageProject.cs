@@ -7,14 +7,7 @@ public sealed class ImageProject : IDisposable
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("msimage-test-").FullName;
         Image = image;
-        File.WriteAllText(Path.Combine(Directory, "nuget.config"), $"""
-            <?xml version="1.0" encoding="utf-8"?>
-            <configuration>
-              <packageSources>
-                <add key="makinastates-local" value="{Repository.Feed}" />
-              </packageSources>
-            </configuration>
-            """);
+        WriteNugetConfig(Directory);
         ProjectFile = Path.Combine(Directory, "image.proj");
         File.WriteAllText(ProjectFile, $"""
             <Project Sdk="MakinaStates.Image.Sdk/{Repository.SdkVersion}">
@@ -27,6 +20,16 @@ public sealed class ImageProject : IDisposable
     }
 
     public string Directory { get; }
+
+    /// <summary>A nuget.config in <paramref name="folder"/> that resolves the SDK from the repository's feed.</summary>
+    public static void WriteNugetConfig(string folder) => File.WriteAllText(Path.Combine(folder, "nuget.config"), $"""
+        <?xml version="1.0" encoding="utf-8"?>
+        <configuration>
+          <packageSources>
+            <add key="makinastates-local" value="{Repository.Feed}" />
+          </packageSources>
+        </configuration>
+        """);
 
     public string Image { get; }
 

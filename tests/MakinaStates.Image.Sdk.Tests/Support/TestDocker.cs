@@ -194,9 +194,13 @@ public static class TestDocker
     }
 
     /// <summary>Runs a shell command in a plain (not booted) container of the image and returns its output.</summary>
-    public static async Task<string> RunInImageAsync(DockerClient client, string image, string shellCommand)
+    public static Task<string> RunInImageAsync(DockerClient client, string image, string shellCommand) =>
+        RunWithEntrypointAsync(client, image, ["/bin/bash", "-c"], [shellCommand]);
+
+    /// <summary>Runs a plain (not booted) container of the image with its entrypoint replaced; its output.</summary>
+    public static async Task<string> RunWithEntrypointAsync(DockerClient client, string image, IList<string> entrypoint, IList<string> arguments)
     {
-        var created = await client.Containers.CreateContainerAsync(new CreateContainerParameters { Image = image, Entrypoint = ["/bin/bash", "-c"], Cmd = [shellCommand] });
+        var created = await client.Containers.CreateContainerAsync(new CreateContainerParameters { Image = image, Entrypoint = entrypoint, Cmd = arguments });
         try
         {
             await client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
