@@ -159,21 +159,18 @@ public sealed class DockerEngine : IDisposable
     /// the new image is never untagged in between (a concurrent prune cannot take it). The private tag is dropped
     /// whatever happens; after success the image keeps its real tag.
     /// </summary>
-    /// <param name="rewrite">Given the private tag, writes the committed image again under it (the top layer rewrite)
-    /// and gives the new id, which the real tag then names.</param>
+    /// <param name="commitWith">How the commit is made (the top layer rewrite: <see cref="TopLayerRewrite.CommitAsync"/>);
+    /// the new image id, which the real tag then names. By default the engine's own commit.</param>
     public async Task<CommitContainerChangesResponse> CommitUnderTemporaryTagAsync(CommitContainerChangesParameters commit, string reference, string buildId,
-        CancellationToken cancellationToken, Func<string, CancellationToken, Task<string>>? rewrite = null)
+        CancellationToken cancellationToken, Func<CommitContainerChangesParameters, CancellationToken, Task<string>>? commitWith = null)
     {
         var (repository, tag) = ImageReference.SplitTag(reference);
         commit.RepositoryName = repository;
         commit.Tag = $"build-{buildId}";
         try
         {
-            var committed = await CommitAsync(commit, cancellationToken).ConfigureAwait(false);
-            if (rewrite is not null)
-            {
-                committed = new CommitContainerChangesResponse { ID = await rewrite($"{repository}:{commit.Tag}", cancellationToken).ConfigureAwait(false) };
-            }
+            var committed = commitWith is null ? await CommitAsync(commit, cancellationToken).ConfigureAwait(false)
+                : new CommitContainerChangesResponse { ID = await commitWith(commit, cancellationToken).ConfigureAwait(false) };
             await Client.Images.TagImageAsync(committed.ID, new ImageTagParameters { RepositoryName = repository, Tag = tag }, cancellationToken).ConfigureAwait(false);
             return committed;
         }

@@ -26,57 +26,76 @@ public static class TopLayerRewrite
     }
 
     /// <summary>
-    /// Writes the top layer of the image <paramref name="reference"/> (repo:tag), just committed from the stopped
-    /// container <paramref name="containerId"/>, again and loads it under the same name; the new image id. On a local
-    /// Docker engine with overlay2 the layer is read from the container's upper dir, with the xattrs it holds (it costs
-    /// the top layer); elsewhere from `docker save`, with the ACLs and xattrs save-acls.sh listed in the container.
+    /// Commits the stopped container <paramref name="commit"/> names as its repository:tag, with the container's layer
+    /// written again (its ACLs and xattrs in, times clamped to the epoch); the new image id.
+    /// On a local Docker engine with overlay2 the engine never commits the build container's layer (a large layer would
+    /// be written once more for nothing): the layer is read from the container's upper dir, and the config is the one
+    /// `docker commit` makes, taken from the commit of a twin (a container created from the same image with the same
+    /// config, never started, so its layer is empty) with the same changes. Elsewhere the container itself is committed
+    /// and its layer is written again from `docker save`, with the ACLs and xattrs save-acls.sh listed in it.
     /// </summary>
-    public static async Task<string> RewriteAsync(DockerEngine engine, string reference, string containerId,
-        DateTimeOffset? sourceDateEpoch, string spoolDirectory, Action<string> log, CancellationToken cancellationToken)
+    public static async Task<string> CommitAsync(DockerEngine engine, CommitContainerChangesParameters commit, DateTimeOffset? sourceDateEpoch,
+        string spoolDirectory, Action<string> log, CancellationToken cancellationToken)
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
         var steps = new StepTimes();
-        var image = await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
-        var diffIds = image.RootFS?.Layers ?? [];
-        if (diffIds.Count == 0)
-        {
-            throw Failed(reference, engine, "the image has no layer");
-        }
-        var local = await UpperDirSourceAsync(engine, containerId, image.ID, sourceDateEpoch, log, cancellationToken).ConfigureAwait(false);
+        var reference = $"{commit.RepositoryName}:{commit.Tag}";
+        var containerId = commit.ContainerID;
+        var layer = await UpperDirLayerAsync(engine, containerId, sourceDateEpoch, log, cancellationToken).ConfigureAwait(false);
         steps.Mark("read");
-        string? loadedId = null;
-        string how;
+        var how = "";
+        string? committedId = null, loadedId = null;
         try
         {
-            if (local is { } source)
+            if (layer is not null)
             {
-                loadedId = await LoadFromUpperDirAsync(engine, reference, source.Layer, source.Config, diffIds, sourceDateEpoch, cancellationToken).ConfigureAwait(false);
-                how = $"from the container's upper dir: {source.Layer.EntryCount} entries, {TransferProgress.Megabytes(source.Layer.Length)}";
+                committedId = await CommitTwinAsync(engine, commit, cancellationToken).ConfigureAwait(false);
+                steps.Mark("commit the config");
+                if (await StoredConfigAsync(engine, committedId, cancellationToken).ConfigureAwait(false) is { } config)
+                {
+                    var diffIds = (await engine.Client.Images.InspectImageAsync(committedId, cancellationToken).ConfigureAwait(false)).RootFS?.Layers ?? [];
+                    loadedId = await LoadFromUpperDirAsync(engine, reference, layer, config, diffIds, sourceDateEpoch, cancellationToken).ConfigureAwait(false);
+                    how = $"from the container's upper dir: {layer.EntryCount} entries, {TransferProgress.Megabytes(layer.Length)}";
+                    steps.Mark("write and load");
+                    return loadedId;
+                }
+                // The engine's image store is not where this process can read it: the container itself is committed.
+                await engine.RemoveImageIfPresentAsync(committedId, CancellationToken.None).ConfigureAwait(false);
             }
-            else
+            committedId = (await engine.CommitAsync(commit, cancellationToken).ConfigureAwait(false)).ID;
+            steps.Mark("commit");
+            var xattrs = await ContainerXattrs.ReadAsync(engine, containerId, cancellationToken).ConfigureAwait(false);
+            var layers = (await engine.Client.Images.InspectImageAsync(committedId, cancellationToken).ConfigureAwait(false)).RootFS?.Layers ?? [];
+            if (layers.Count == 0)
             {
-                var xattrs = await ContainerXattrs.ReadAsync(engine, containerId, cancellationToken).ConfigureAwait(false);
-                loadedId = await RewriteSavedImageAsync(engine, reference, xattrs, diffIds, sourceDateEpoch, spoolDirectory, cancellationToken).ConfigureAwait(false);
-                how = $"from the saved image, with the ACLs and xattrs save-acls.sh listed ({xattrs.Count} path(s))";
+                throw Failed(reference, engine, "the image has no layer");
             }
+            loadedId = await RewriteSavedImageAsync(engine, reference, xattrs, layers, sourceDateEpoch, spoolDirectory, cancellationToken).ConfigureAwait(false);
+            how = $"from the saved image, with the ACLs and xattrs save-acls.sh listed ({xattrs.Count} path(s))";
+            steps.Mark("save, write and load");
+            return loadedId;
         }
         finally
         {
-            steps.Mark("write and load");
             // The image as committed goes, whatever happened (a load untags it; its lower layers are the loaded image's).
-            await ImageArchive.RemoveReplacedAsync(engine, image.ID, loadedId ?? "").ConfigureAwait(false);
-            steps.Mark("remove the committed image");
+            if (committedId is not null)
+            {
+                await ImageArchive.RemoveReplacedAsync(engine, committedId, loadedId ?? "").ConfigureAwait(false);
+                steps.Mark("remove the committed image");
+            }
+            if (loadedId is not null)
+            {
+                log($"Committed {reference} with its layer written again, its ACLs and xattrs in{(sourceDateEpoch is { } e ? $", times clamped to {e.ToUnixTimeSeconds()}" : "")} ({how}; {steps}; {started.Elapsed.TotalSeconds:0.0} s).");
+            }
         }
-        log($"Wrote the top layer of {reference} again with its ACLs and xattrs{(sourceDateEpoch is { } e ? $", times clamped to {e.ToUnixTimeSeconds()}" : "")} ({how}; {steps}; {started.Elapsed.TotalSeconds:0.0} s).");
-        return loadedId;
     }
 
     /// <summary>
-    /// The container's upper dir and the committed image's config as the engine stored it, when this process can read
-    /// them (a local Docker engine with overlay2); null otherwise. The config is taken only when its digest is the image id.
+    /// The layer of the container's upper dir, when this process can read it (a local Docker engine with overlay2); null
+    /// otherwise, or when it holds what only the engine's own diff describes.
     /// </summary>
-    private static async Task<(UpperDirLayer Layer, byte[] Config)?> UpperDirSourceAsync(DockerEngine engine, string containerId, string imageId,
-        DateTimeOffset? sourceDateEpoch, Action<string> log, CancellationToken cancellationToken)
+    private static async Task<UpperDirLayer?> UpperDirLayerAsync(DockerEngine engine, string containerId, DateTimeOffset? sourceDateEpoch,
+        Action<string> log, CancellationToken cancellationToken)
     {
         if (!engine.SharesHostFileSystem || (await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman)
         {
@@ -87,28 +106,63 @@ public static class TopLayerRewrite
         {
             return null;
         }
-        var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
-        var configPath = Path.Combine(info.DockerRootDir ?? "", "image", "overlay2", "imagedb", "content", "sha256", imageId["sha256:".Length..]);
-        byte[] config;
         try
         {
-            config = await File.ReadAllBytesAsync(configPath, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-        if (ImageIdOf(config) != imageId)
-        {
-            return null;
-        }
-        try
-        {
-            return (UpperDirLayer.Collect(upperDir!, sourceDateEpoch), config);
+            return UpperDirLayer.Collect(upperDir!, sourceDateEpoch);
         }
         catch (NotSupportedException e)
         {
-            log($"The container's upper dir holds what only the engine's own layer describes ({e.Message}): the layer is read from the saved image.");
+            log($"The container's upper dir holds what only the engine's own layer describes ({e.Message}): the container is committed and its layer read from the saved image.");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Commits, with <paramref name="commit"/>'s changes, a container created from the same image with the same config
+    /// as the one it names, never started: what `docker commit` makes of the config, over an empty layer. The twin
+    /// carries the container's labels (an orphan is reaped like a stage container) and is removed at once.
+    /// </summary>
+    private static async Task<string> CommitTwinAsync(DockerEngine engine, CommitContainerChangesParameters commit, CancellationToken cancellationToken)
+    {
+        var container = await engine.Client.Containers.InspectContainerAsync(commit.ContainerID, cancellationToken).ConfigureAwait(false);
+        var parameters = new CreateContainerParameters();
+        // Every field of the container's config (the create parameters are those fields, plus host and network settings).
+        var config = container.Config ?? throw Failed($"{commit.RepositoryName}:{commit.Tag}", engine, $"the container {commit.ContainerID} has no config");
+        foreach (var property in config.GetType().GetProperties())
+        {
+            if (typeof(CreateContainerParameters).GetProperty(property.Name) is { CanWrite: true } target && target.PropertyType == property.PropertyType)
+            {
+                target.SetValue(parameters, property.GetValue(config));
+            }
+        }
+        parameters.Image = container.Image;
+        var twin = (await engine.Client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
+        var buildContainer = commit.ContainerID;
+        try
+        {
+            commit.ContainerID = twin;
+            return (await engine.CommitAsync(commit, cancellationToken).ConfigureAwait(false)).ID;
+        }
+        finally
+        {
+            commit.ContainerID = buildContainer;
+            await engine.Client.Containers.RemoveContainerAsync(twin, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, CancellationToken.None)
+                .ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The image's config as the engine stored it (a local Docker engine's image store), taken only when its digest is the image id.</summary>
+    private static async Task<byte[]?> StoredConfigAsync(DockerEngine engine, string imageId, CancellationToken cancellationToken)
+    {
+        var info = await engine.Client.System.GetSystemInfoAsync(cancellationToken).ConfigureAwait(false);
+        var configPath = Path.Combine(info.DockerRootDir ?? "", "image", "overlay2", "imagedb", "content", "sha256", imageId["sha256:".Length..]);
+        try
+        {
+            var config = await File.ReadAllBytesAsync(configPath, cancellationToken).ConfigureAwait(false);
+            return ImageIdOf(config) == imageId ? config : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
             return null;
         }
     }
@@ -131,7 +185,7 @@ public static class TopLayerRewrite
             }
             var newDiffId = await producing.ConfigureAwait(false);
             (config, newDiffIds) = ComposeConfig(committedConfig, diffIds.Count, diffIds[^1], newDiffId, sourceDateEpoch);
-            var lower = Enumerable.Range(0, diffIds.Count - 1).Select(i => $"lower-{i}/layer.tar");
+            var lower = Enumerable.Range(0, newDiffIds.Count - 1).Select(i => $"lower-{i}/layer.tar");
             await WriteConfigAndManifestAsync(writer, config, reference, lower.Append(layerPath), ct).ConfigureAwait(false);
             await writer.FinishAsync(ct).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
@@ -198,7 +252,10 @@ public static class TopLayerRewrite
         return loaded.ID;
     }
 
-    /// <summary>The committed config with the new top layer, normalized with an epoch.</summary>
+    /// <summary>
+    /// The committed config with the new top layer, normalized with an epoch. A commit of an empty layer (the twin's)
+    /// has none: docker records an empty_layer history entry instead, which becomes the new layer's.
+    /// </summary>
     private static (byte[] Config, List<string> DiffIds) ComposeConfig(byte[] committed, int layerCount, string topDiffId, string newDiffId,
         DateTimeOffset? sourceDateEpoch)
     {
@@ -208,7 +265,15 @@ public static class TopLayerRewrite
         {
             throw new InvalidDataException($"the image config's rootfs.diff_ids do not end with the top layer {topDiffId}");
         }
-        configDiffIds[^1] = newDiffId;
+        if (config["history"]?.AsArray().LastOrDefault() is JsonObject last && last["empty_layer"]?.GetValue<bool>() == true)
+        {
+            last.Remove("empty_layer");
+            configDiffIds.Add(newDiffId);
+        }
+        else
+        {
+            configDiffIds[^1] = newDiffId;
+        }
         if (sourceDateEpoch is { } epoch)
         {
             Normalize(config, epoch);

@@ -35,25 +35,26 @@ public abstract partial class ImageBuildTask
         new(stage, script, message => Log.LogMessage(MessageImportance.High, "{0}", message));
 
     /// <summary>
-    /// The commit's rewrite (<see cref="Engine.DockerEngine.CommitUnderTemporaryTagAsync"/>): the committed top layer
-    /// written again from the stopped container, with its ACLs and xattrs and times clamped to the epoch; null with
-    /// MsRewriteLayers=false. Podman keeps its layers as committed: its load reads every layer an archive's manifest
-    /// names, so the top layer alone cannot be loaded over the engine's lower layers.
+    /// The commit of a stage container with its layer written again (<see cref="Engine.TopLayerRewrite.CommitAsync"/>:
+    /// ACLs and xattrs in, times clamped to the epoch), for <see cref="Engine.DockerEngine.CommitUnderTemporaryTagAsync"/>;
+    /// null (the engine's own commit) with MsRewriteLayers=false. Podman keeps its layers as committed: its load reads
+    /// every layer an archive's manifest names, so a top layer alone cannot be loaded over the engine's lower layers.
     /// </summary>
-    protected Func<string, CancellationToken, Task<string>>? RewriteLayer(Engine.DockerEngine engine, string containerId, DateTimeOffset? epoch, string stage)
+    protected Func<Docker.DotNet.Models.CommitContainerChangesParameters, CancellationToken, Task<string>>? RewriteLayer(Engine.DockerEngine engine,
+        DateTimeOffset? epoch, string stage)
     {
         if (!Build.RewritesLayers)
         {
             return null;
         }
-        return async (reference, cancellationToken) =>
+        return async (commit, cancellationToken) =>
         {
             if ((await engine.IdentityAsync(cancellationToken).ConfigureAwait(false)).IsPodman)
             {
                 Log.LogMessage(MessageImportance.Normal, "{0}: Podman: the layer stays as committed (its load needs every layer); the ACLs are put back at boot.", stage);
-                return (await engine.Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false)).ID;
+                return (await engine.CommitAsync(commit, cancellationToken).ConfigureAwait(false)).ID;
             }
-            return await Engine.TopLayerRewrite.RewriteAsync(engine, reference, containerId, epoch, Build.IntermediateDirectory,
+            return await Engine.TopLayerRewrite.CommitAsync(engine, commit, epoch, Build.IntermediateDirectory,
                 message => Log.LogMessage(MessageImportance.Normal, "{0}: {1}", stage, message), cancellationToken).ConfigureAwait(false);
         };
     }

@@ -106,7 +106,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 Cmd = ["/sbin/init"],
                 StopSignal = SystemdContainerSpec.StopSignal,
                 Labels = ImageLabels(new Dictionary<string, string> { [BuildLabels.Stage1Key] = key, [BuildLabels.Image] = Build.MsImage }),
-            }, Build.Stage1Image, BuildId, cancellationToken, RewriteLayer(engine, container.ID, epoch?.Time, "Stage1")).ConfigureAwait(false);
+            }, Build.Stage1Image, BuildId, cancellationToken, RewriteLayer(engine, epoch?.Time, "Stage1")).ConfigureAwait(false);
             Stage1ImageId = commit.ID;
             _steps.Mark("commit");
             Log.LogMessage(MessageImportance.Normal, "Stage1 steps: {0}", _steps);

@@ -87,7 +87,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                     ExposedPorts = Build.ExposedPorts,
                     Volumes = Build.ImageVolumes,
                     Labels = ImageLabels(CommitLabels(key)),
-                }, Build.ImageCandidate, BuildId, cancellationToken, RewriteLayer(engine, ContainerId, Epoch, "Stage3")).ConfigureAwait(false);
+                }, Build.ImageCandidate, BuildId, cancellationToken, RewriteLayer(engine, Epoch, "Stage3")).ConfigureAwait(false);
             }
             steps.Mark("commit");
 
