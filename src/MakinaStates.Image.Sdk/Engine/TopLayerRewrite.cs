@@ -136,6 +136,11 @@ public static class TopLayerRewrite
             }
         }
         parameters.Image = container.Image;
+        if (parameters.Labels?.ContainsKey(BuildLabels.Stage) == true)
+        {
+            // A stage container's twin says what it is (the commit's own labels blank this one in the image).
+            parameters.Labels = new Dictionary<string, string>(parameters.Labels) { [BuildLabels.Stage] = "commit" };
+        }
         var twin = (await engine.Client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
         var buildContainer = commit.ContainerID;
         try
