@@ -264,8 +264,8 @@ static string Row(string name, double a, double b, double ratio, string goal, st
 
 static string Summary(Result build) => Regex.Match(build.Output, @"Image build summary: (.*?)( makinastates/\S+ [0-9.]+ MB\.)?\r?$", RegexOptions.Multiline).Groups[1].Value.Trim();
 
-// The SDK's line (-v:n) for the candidate's layer written again: "Stage3: Wrote the top layer of … (…; 0.4 s)."
-static Match Rewrite(Result build) => Regex.Match(build.Output, @"Stage3: Wrote the top layer of \S+ again .*?; (?<s>[0-9.]+) s\)\.");
+// The SDK's line (-v:n) for the candidate's layer written again: "Stage3: Committed … with its layer written again, … (…; 0.4 s)."
+static Match Rewrite(Result build) => Regex.Match(build.Output, @"Stage3: Committed \S+ with its layer written again.*?; (?<s>[0-9.]+) s\)\.");
 
 static string RewriteMedian(List<Result> builds) =>
     Seconds(Median(builds.Select(Rewrite).Where(m => m.Success).Select(m => double.Parse(m.Groups["s"].Value, CultureInfo.InvariantCulture))));
