@@ -32,8 +32,11 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
         private readonly Stopwatch _watch = Stopwatch.StartNew();
         private readonly PeakMemory _memory;
 
-        private Running(Process process)
+        private readonly string _temporary;
+
+        private Running(Process process, string temporary)
         {
+            _temporary = temporary;
             Process = process;
             process.OutputDataReceived += (_, e) => Append(e.Data);
             process.ErrorDataReceived += (_, e) => Append(e.Data);
@@ -71,11 +74,18 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
                 start.Environment.Remove(name);
             }
             start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+            // The build's own TMPDIR, removed with it: `dotnet build` leaves two empty folders in TMPDIR each time. No
+            // compiler server either: it would outlive the build, its pipe in the removed folder.
+            var temporary = Directory.CreateTempSubdirectory("msimage-build-tmp-").FullName;
+            // A launcher may run the build as another user (the rootless Podman tests).
+            File.SetUnixFileMode(temporary, (UnixFileMode)0x3FF);
+            start.Environment["TMPDIR"] = temporary;
+            start.Environment["UseSharedCompilation"] = "false";
             foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
             {
                 if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
             }
-            return new Running(new Process { StartInfo = start });
+            return new Running(new Process { StartInfo = start }, temporary);
         }
 
         /// <summary>Waits until the output holds <paramref name="text"/>; fails if the build ends first.</summary>
@@ -125,6 +135,7 @@ public sealed partial record DotnetBuild(int ExitCode, string Output, TimeSpan D
             }
             await _memory.DisposeAsync();
             Process.Dispose();
+            HostProcess.RunIgnoringFailure("rm", "-rf", _temporary);
         }
     }
 }
