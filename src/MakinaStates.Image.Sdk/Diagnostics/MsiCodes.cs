@@ -2,7 +2,8 @@ namespace MakinaStates.Image.Sdk.Diagnostics;
 
 /// <summary>
 /// Every diagnostic code the SDK emits. Ranges follow the pipeline so a code tells where it came from:
-/// MSI00xx settings and Stage0, MSI01xx the engine, MSI1xxx Stage1, MSI2xxx Stage2, MSI3xxx Stage3, MSI4xxx the push.
+/// MSI00xx settings and Stage0, MSI01xx the engine, MSI1xxx Stage1, MSI2xxx Stage2, MSI3xxx Stage3, MSI4xxx the push,
+/// MSI5xxx the archive and the bill of materials.
 /// </summary>
 public static class MsiCodes
 {
@@ -30,6 +31,8 @@ public static class MsiCodes
     public const string SettingChoiceInvalid = "MSI0019";
     public const string PlatformsInvalid = "MSI0020";
     public const string SourceDateEpochInvalid = "MSI0021";
+    public const string ArchivePathInvalid = "MSI0022";
+    public const string ArchiveFormatOnePlatform = "MSI0023";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";
@@ -77,4 +80,8 @@ public static class MsiCodes
     public const string RegistryBlobUnknown = "MSI4004";
     public const string PushFailed = "MSI4005";
     public const string RegistryCredentialsInvalid = "MSI4006";
+
+    // MSI5xxx: what is written beside the candidate (the archive, the bill of materials).
+    public const string ArchiveWriteFailed = "MSI5001";
+    public const string SbomFailed = "MSI5002";
 }

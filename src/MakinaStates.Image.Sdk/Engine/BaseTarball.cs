@@ -52,12 +52,15 @@ public static class BaseTarball
             return await HashAsync(partial, cancellationToken).ConfigureAwait(false);
         });
 
-    /// <summary>The first 16 hex digits of a file's SHA-256.</summary>
+    /// <summary>The first 16 hex digits of a file's SHA-256: the tag of its import.</summary>
     public static async Task<string> HashAsync(string path, CancellationToken cancellationToken)
     {
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous);
-        return Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false))[..16];
+        return Tag(Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false)));
     }
+
+    /// <summary>The tag of a tarball's import, from its whole SHA-256 (hex).</summary>
+    public static string Tag(string sha256) => sha256[..16];
 
     /// <summary>
     /// Lists the tarball through with tar(1) (System.Formats.Tar cannot read the binary xattr records of a rootfs

@@ -83,6 +83,12 @@ public sealed class BuildDescription
     public string MsSourceDateEpoch { get; set; } = "";
     /// <summary>true: each committed layer (stage1's, the candidate's) is written again with its ACLs and xattrs, times clamped to the epoch.</summary>
     public string MsRewriteLayers { get; set; } = "";
+    [NotInInputsKey("where a copy of the candidate is written, not what it is")]
+    public string MsArchiveOutputPath { get; set; } = "";
+    [NotInInputsKey("the form of the candidate's copy, not the candidate")]
+    public string MsArchiveFormat { get; set; } = "";
+    [NotInInputsKey("a file written beside the candidate, not the candidate")]
+    public string MsSbom { get; set; } = "";
 
     // Items, with their metadata.
     public List<Item> InjectedVolumes { get; set; } = [];
@@ -100,6 +106,7 @@ public sealed class BuildDescription
     public string Stage2Name { get; set; } = "";
     public string Stage1Image { get; set; } = "";
     public string BaseImagePath { get; set; } = "";
+    /// <summary>The base tarball's SHA-256 (hex) as Stage0 found it; empty when there was none yet.</summary>
     public string BaseTarballHash { get; set; } = "";
     public string BootstrapScriptsDirectory { get; set; } = "";
     public string CorpusCommit { get; set; } = "";
@@ -112,6 +119,8 @@ public sealed class BuildDescription
     public bool PlatformEmulated { get; set; }
     /// <summary>MsSourceDateEpoch as Stage0 resolved it (null seconds: no clamping, or the base this build makes decides).</summary>
     public SourceDateEpoch? SourceDateEpoch { get; set; }
+    /// <summary>Where this platform's bill of materials is written (obj/msimage/&lt;arch&gt;/sbom.cdx.json); empty with MsSbom=false.</summary>
+    public string SbomPath { get; set; } = "";
 
     /// <summary>The platforms asked for: MsPlatforms' entries, else MsPlatform; none is the engine's own.</summary>
     public IReadOnlyList<ImagePlatform> RequestedPlatforms()
@@ -195,6 +204,16 @@ public sealed class BuildDescription
     /// <summary>MsRewriteLayers: the committed layers are written again (ACLs and xattrs in, times clamped).</summary>
     [JsonIgnore]
     public bool RewritesLayers => IsTrue(MsRewriteLayers);
+
+    /// <summary>MsArchiveOutputPath and MsArchiveFormat: the archive written after the build, or null (none).</summary>
+    [JsonIgnore]
+    public ArchiveOutput? Archive => _archive ??= Settings.ArchiveOutput.Resolve(MsArchiveOutputPath, MsArchiveFormat, Image,
+        IsTrue(MsPlatformOfMany) || RequestedPlatforms().Count > 1);
+    private ArchiveOutput? _archive;
+
+    /// <summary>MsSbom: a CycloneDX bill of materials is written beside the candidate (anything but false).</summary>
+    [JsonIgnore]
+    public bool WritesSbom => !string.Equals(MsSbom.Trim(), "false", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>MsRebuildBase: the base tarball is made again.</summary>
     [JsonIgnore]

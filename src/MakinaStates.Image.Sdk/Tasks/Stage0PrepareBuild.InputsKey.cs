@@ -24,7 +24,7 @@ public sealed partial class Stage0PrepareBuild
         if (isScratch)
         {
             baseValue = Mono.Unix.Native.Syscall.lstat(build.BaseImagePath, out var stat) == 0 ? cache.HashOf(build.BaseImagePath, stat) : InputsKey.MissingBase;
-            build.BaseTarballHash = baseValue == InputsKey.MissingBase ? "" : baseValue[..16];
+            build.BaseTarballHash = baseValue == InputsKey.MissingBase ? "" : baseValue;
             if (baseValue != InputsKey.MissingBase)
             {
                 // The SDK gives a tarball it writes the time of the tree debootstrap made (see BaseTarball).

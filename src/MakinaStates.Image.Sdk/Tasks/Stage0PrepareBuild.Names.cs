@@ -38,6 +38,8 @@ public sealed partial class Stage0PrepareBuild
         build.ImageCandidate = build.Image.WithTag(emulated && build.IsTrue(build.MsPlatformOfMany) ? $"candidate-{suffix}" : "candidate");
         build.Stage1Image = suffix is null ? build.Image.Stage1 : $"{ImageReference.SplitTag(build.Image.Stage1).Repository}:{suffix}";
         build.BaseImagePath = BaseImagePath(suffix);
+        // Each platform's own, so a multi-platform build's are never mixed up.
+        build.SbomPath = build.WritesSbom ? Path.Combine(build.IntermediateDirectory, build.IsTrue(build.MsPlatformOfMany) ? "" : platform.Suffix, "sbom.cdx.json") : "";
         if (build.HasDefaultBaseImage)
         {
             // The scripts' MS_BASEIMAGE is the platform's tarball.

@@ -88,6 +88,7 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
         _ = build.ImageVolumes;
         _ = build.Remote;
         _ = build.RewritesLayers;
+        _ = build.Archive;
         // What the setting names; left to the base, the base's time once the base is known (the up-to-date check).
         build.SourceDateEpoch = Sdk.Settings.SourceDateEpoch.Resolve(build.MsSourceDateEpoch, build.MsImageDir);
         return makinaStates;
@@ -117,11 +118,11 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
         {
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
         }
+        build.IntermediateDirectory = IntermediateDirectory;
         NamePlatform(identity, requestedPlatform, engine.SharesHostFileSystem);
         ThrowIfMirrorMissing(isScratch, build.BaseImagePath);
         _steps.Mark("engine");
 
-        build.IntermediateDirectory = IntermediateDirectory;
         await CheckUpToDateAsync(engine, tree, isScratch, cancellationToken).ConfigureAwait(false);
         _steps.Mark("inputs key");
         if (!UpToDate)

@@ -148,7 +148,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
             {
                 Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", Build.BaseImagePath);
             }
-            return await BaseImageImport.ImportTarballAsync(engine, Build.BaseImagePath, Build.RebuildsBase ? "" : Build.BaseTarballHash, Build.MsOs, Build.MsOsRelease, Build.ResolvedPlatform,
+            return await BaseImageImport.ImportTarballAsync(engine, Build.BaseImagePath, Build.RebuildsBase || Build.BaseTarballHash.Length == 0 ? "" : BaseTarball.Tag(Build.BaseTarballHash), Build.MsOs, Build.MsOsRelease, Build.ResolvedPlatform,
                 message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
         }
         finally
