@@ -130,7 +130,7 @@ public sealed class BadInputTests
         Assert.IsFalse(build.Succeeded);
         StringAssert.Contains(build.Output, "error MSI0019");
         StringAssert.Contains(build.Output, $"{setting} '{value}' is not one of {choices}");
-        await AssertNothingMadeAsync(build, project, docker);
+        await RefusedBuild.AssertNothingMadeAsync(build, project, docker);
     }
 
     [TestMethod]
@@ -147,15 +147,6 @@ public sealed class BadInputTests
         Assert.IsFalse(build.Succeeded);
         StringAssert.Contains(build.Output, "error MSI0021");
         StringAssert.Contains(build.Output, $"MsSourceDateEpoch '{value}' is not a time this build can use: {reason}");
-        await AssertNothingMadeAsync(build, project, docker);
-    }
-
-    /// <summary>Refused by Stage0's validation: no build id drawn, no image dir laid out, no image made.</summary>
-    private static async Task AssertNothingMadeAsync(DotnetBuild build, ImageProject project, Docker.DotNet.DockerClient docker)
-    {
-        Assert.IsNull(build.BuildId, "the build went past Stage0's validation");
-        Assert.IsFalse(Directory.Exists(Path.Combine(project.Directory, "injected_volumes")), "Stage0 laid out the image dir");
-        Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"{project.Image}-stage1:latest"));
-        Assert.IsNull(await TestDocker.ImageIdAsync(docker, $"{project.Image}:candidate"));
+        await RefusedBuild.AssertNothingMadeAsync(build, project, docker);
     }
 }

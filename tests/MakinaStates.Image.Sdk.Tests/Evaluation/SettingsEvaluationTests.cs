@@ -13,6 +13,7 @@ public sealed class SettingsEvaluationTests
         "MS_BASEIMAGE", "MS_GIT_URL", "MS_GIT_BRANCH", "MS_STAGE0_TAG", "MS_DOCKERFILE_STAGE0", "MS_DOCKER_ARGS",
         "MS_MAKINASTATES_BUILD_FORCE", "MS_DO_SNAPSHOT", "MS_SKIP_STAGE0_BUILD", "MS_STAGE_PATH", "XDG_CACHE_HOME",
         "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA", "MS_PLATFORM", "MS_PLATFORMS", "MS_APP_RUNTIME_IDENTIFIER",
+        "MS_ARCHIVE_OUTPUT_PATH", "MS_ARCHIVE_FORMAT", "MS_SBOM",
     ];
 
     private readonly Dictionary<string, string?> _savedEnvironment = [];
@@ -208,5 +209,38 @@ public sealed class SettingsEvaluationTests
             Environment.SetEnvironmentVariable("MS_REGISTRY_USERNAME", null);
             Environment.SetEnvironmentVariable("MS_REGISTRY_PASSWORD", null);
         }
+    }
+
+    [TestMethod]
+    public void Archive_and_sbom_settings_default_follow_their_environment_variables_and_resolve_from_the_project()
+    {
+        var project = Evaluate();
+        Assert.AreEqual("", project.GetPropertyValue("MsArchiveOutputPath"), "no archive unless asked");
+        Assert.AreEqual("oci", project.GetPropertyValue("MsArchiveFormat"));
+        Assert.AreEqual("true", project.GetPropertyValue("MsSbom"));
+        Assert.IsFalse(Settings(project).ContainsKey("MsArchiveOutputPath"), "an empty path stays empty, not the project's folder");
+
+        Environment.SetEnvironmentVariable("MS_ARCHIVE_OUTPUT_PATH", "out/");
+        Environment.SetEnvironmentVariable("MS_ARCHIVE_FORMAT", "docker");
+        Environment.SetEnvironmentVariable("MS_SBOM", "false");
+        project = Evaluate();
+        Assert.AreEqual("docker", project.GetPropertyValue("MsArchiveFormat"));
+        Assert.AreEqual("false", project.GetPropertyValue("MsSbom"));
+        var settings = Settings(project);
+        Assert.AreEqual(Path.Combine(_dir, "out") + "/", settings["MsArchiveOutputPath"], "relative to the project, still a folder");
+        Assert.AreEqual("docker", settings["MsArchiveFormat"]);
+        // Neither shapes the image: a copy of it and a file beside it.
+        var keyed = new MakinaStates.Image.Sdk.Settings.BuildDescription().KeyedSettings().Select(k => k.Name).ToArray();
+        CollectionAssert.DoesNotContain(keyed, "MsArchiveOutputPath");
+        CollectionAssert.DoesNotContain(keyed, "MsArchiveFormat");
+        CollectionAssert.DoesNotContain(keyed, "MsSbom");
+    }
+
+    /// <summary>The settings as MsResolveSettings collects them for Stage0 (its _MsSetting items).</summary>
+    private static Dictionary<string, string> Settings(Project project)
+    {
+        var instance = project.CreateProjectInstance();
+        Assert.IsTrue(instance.Build("MsResolveSettings", []));
+        return instance.GetItems("_MsSetting").ToDictionary(i => i.EvaluatedInclude, i => i.GetMetadataValue("Value"));
     }
 }
