@@ -171,6 +171,33 @@ public sealed partial class MultiPlatformTests
     }
 
     [TestMethod]
+    public async Task One_oci_archive_holds_an_index_of_both_platforms_with_each_sbom()
+    {
+        if (!File.Exists("/usr/bin/skopeo"))
+        {
+            TestDocker.MissingPrerequisite("skopeo is not installed; bash .ci/setup installs it");
+        }
+        var ids = await CandidateIdsAsync();
+        var archive = Path.Combine(s_project!.Directory, "out", "platforms.tar");
+        var build = await s_project.BuildAsync($"-p:MsArchiveOutputPath={archive}");
+        Assert.IsTrue(build.Succeeded, build.Output);
+        StringAssert.Contains(build.Output, $"Archive: wrote {archive} (oci");
+        var index = JsonDocument.Parse(HostProcess.Run("skopeo", "inspect", "--raw", $"oci-archive:{archive}")).RootElement;
+        Assert.AreEqual("application/vnd.oci.image.index.v1+json", index.GetProperty("mediaType").GetString());
+        CollectionAssert.AreEquivalent(new[] { "linux/amd64", "linux/arm64" }, index.GetProperty("manifests").EnumerateArray()
+            .Select(m => $"{m.GetProperty("platform").GetProperty("os").GetString()}/{m.GetProperty("platform").GetProperty("architecture").GetString()}").ToArray());
+        foreach (var architecture in new[] { "amd64", "arm64" })
+        {
+            // The raw config skopeo picks for the architecture: its digest is the candidate's image id.
+            var config = HostProcess.Run("skopeo", $"--override-arch={architecture}", "inspect", "--raw", "--config", $"oci-archive:{archive}");
+            var digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(config)));
+            CollectionAssert.Contains(ids, digest, $"the {architecture} image is not a candidate");
+        }
+        var listing = HostProcess.Run("tar", "-tf", archive).Split('\n');
+        CollectionAssert.IsSubsetOf(new[] { "sbom/amd64.cdx.json", "sbom/arm64.cdx.json" }, listing, "each platform's bill of materials is in it");
+    }
+
+    [TestMethod]
     public async Task Pushed_as_one_image_index_that_gives_each_architecture_its_own_image()
     {
         _ = Build;
