@@ -211,4 +211,36 @@ public sealed class ImageArchiveClientTests
         Assert.IsTrue(contents.Holds(request));
         CollectionAssert.AreEqual(new[] { new ArchivedFile(Sbom.Name, Sbom.Digest) }, contents.ExtraFiles.ToArray());
     }
+
+    [TestMethod]
+    public async Task Podmans_save_gives_the_same_archives_as_dockers()
+    {
+        var image = await LoadAsync(Amd64, "v1\n");
+        var fromDocker = await ImageArchiveWriter.WriteAsync(_engine!, Request("docker-engine.tar", ArchiveFormat.Oci, [image], "candidate"), CancellationToken.None);
+
+        // Podman's compat API saves the same image another way: <digest>.tar layers, the v1 folders as symbolic links.
+        var podman = await SharedPodmanService.GetAsync();
+        using var podmanEngine = await DockerEngine.ConnectAsync(podman.Host, CancellationToken.None);
+        using var podmanClient = podman.Connect();
+        try
+        {
+            var error = await ImageArchive.LoadAsync(podmanEngine, (output, ct) => output.WriteAsync(image.Save, ct).AsTask(), CancellationToken.None);
+            Assert.IsNull(error, $"load into Podman: {error}");
+            Assert.AreEqual(image.ImageId, await TestDocker.ImageIdAsync(podmanClient, image.ImageId), "Podman keeps the config as loaded");
+            var request = Request("podman.tar", ArchiveFormat.Oci, [image], "candidate");
+            var fromPodman = await ImageArchiveWriter.WriteAsync(podmanEngine, request, CancellationToken.None);
+            Assert.AreEqual(fromDocker.Digest, fromPodman.Digest, "the same manifest");
+            CollectionAssert.AreEqual(File.ReadAllBytes(fromDocker.Path), File.ReadAllBytes(fromPodman.Path), "the same archive, byte for byte");
+
+            var docker = Request("podman-docker.tar", ArchiveFormat.Docker, [image], "candidate", "1.2.3");
+            Assert.AreEqual(image.ImageId, (await ImageArchiveWriter.WriteAsync(podmanEngine, docker, CancellationToken.None)).Digest);
+            var contents = await ImageArchiveContents.ReadAsync(docker.Path, CancellationToken.None);
+            Assert.IsNotNull(contents, "the docker archive of Podman's save is read back");
+            Assert.IsTrue(contents.Holds(docker));
+        }
+        finally
+        {
+            await TestDocker.RemoveImageAsync(podmanClient, image.ImageId);
+        }
+    }
 }
