@@ -9,7 +9,7 @@ using static MakinaStates.Image.Sdk.Benchmarks.Measure;
 
 [assembly: SupportedOSPlatform("linux")]
 
-// Usage: dotnet run -c Release --project tests/benchmarks/MakinaStates.Image.Sdk.Benchmarks -- [--runs N] [--no-cold] [--no-arm64]
+// Usage: dotnet run -c Release --project tests/benchmarks/MakinaStates.Image.Sdk.Benchmarks -- [--runs N] [--no-cold] [--no-arm64] [--only-archive]
 //        (inject TREE CONTAINER: one injection through the SDK's archive stream, for measurement (c))
 if (args is ["inject", var treeArg, var containerArg])
 {
@@ -24,6 +24,8 @@ if (args is ["inject", var treeArg, var containerArg])
 var runs = args.SkipWhile(a => a != "--runs").Skip(1).Select(int.Parse).FirstOrDefault(5);
 var cold = !args.Contains("--no-cold");
 var arm64 = cold && !args.Contains("--no-arm64");
+// Only the rows of (g): the archive and the SBOM of the sample's candidate.
+var onlyArchive = args.Contains("--only-archive");
 var root = FindRoot();
 var work = Directory.CreateTempSubdirectory("msimage-bench-").FullName;
 var self = Environment.ProcessPath!;
@@ -118,6 +120,44 @@ try
         """);
     string[] EmptyBuild = ["build", Path.Combine(empty, "empty.csproj"), "-nr:false", "-tl:off", "-v:q", "-nologo"];
     Require(Run("dotnet", Build(Image, "q")), "warm-up build of the sample");
+
+    // (g) The up-to-date candidate written as an OCI archive (MsArchiveOutputPath; the SDK's own time for it, from its
+    // line) vs `docker save -o` of the same image; its bill of materials written again (the SDK's line) vs cdxgen of
+    // that save (when .ci/setup installed it).
+    var archives = Directory.CreateDirectory(Path.Combine(work, "archives")).FullName;
+    var archive = Path.Combine(archives, "hello.tar");
+    var saved = Path.Combine(archives, "saved.tar");
+    Result Archived() { File.Delete(archive); return Run("dotnet", [.. Build(Image, "n"), $"-p:MsArchiveOutputPath={archive}"]); }
+    Result Saved() { File.Delete(saved); return Run("docker", ["save", "-o", saved, $"{Image}:candidate"]); }
+    static double Written(Result build, string what) => double.Parse(
+        Regex.Match(build.Output, $@"{what}: wrote .*; (?<s>[0-9.]+) s\)\.").Groups["s"].Value is { Length: > 0 } s ? s
+            : throw new InvalidOperationException($"no '{what}: wrote' line:\n{build.Output}"), CultureInfo.InvariantCulture);
+    Require(Archived(), "warm-up archive of the sample");
+    var (archiveRuns, saveRuns) = Alternate(runs, Archived, Saved);
+    var archiveSeconds = archiveRuns.Select(r => Written(r, "Archive")).ToList();
+    rows.Add(Row("g. write the 150 MB candidate as an OCI archive (MsArchiveOutputPath) vs docker save -o", Median(archiveSeconds),
+        Median(saveRuns.Select(r => r.Seconds)), MedianRatio(archiveSeconds, saveRuns.Select(r => r.Seconds).ToList()), "1.2",
+        $"{new FileInfo(archive).Length / 1048576.0:0} MB vs {new FileInfo(saved).Length / 1048576.0:0} MB; the whole up-to-date build with it {Seconds(Median(archiveRuns.Select(r => r.Seconds)))}"));
+    var sbom = Directory.GetFiles(Path.Combine(sample, "obj", "msimage"), "sbom.cdx.json", SearchOption.AllDirectories).Single();
+    var cdxgen = Path.Combine(root, "tests", "cyclonedx", "node_modules", ".bin", "cdxgen");
+    Result Sbom() { File.Delete(sbom); return Run("dotnet", Build(Image, "n")); }
+    Result Cdxgen() => Run(cdxgen, ["-t", "docker", "-o", Path.Combine(archives, "cdxgen.json"), saved]);
+    if (File.Exists(cdxgen))
+    {
+        var (sbomRuns, cdxgenRuns) = Alternate(runs, Sbom, Cdxgen);
+        var sbomSeconds = sbomRuns.Select(r => Written(r, "SBOM")).ToList();
+        rows.Add(Row("g. write the candidate's SBOM (CycloneDX 1.6, from the candidate) vs cdxgen -t docker of its docker save", Median(sbomSeconds),
+            Median(cdxgenRuns.Select(r => r.Seconds)), MedianRatio(sbomSeconds, cdxgenRuns.Select(r => r.Seconds).ToList()), "",
+            Regex.Match(sbomRuns[^1].Output, @"SBOM: wrote \S+ \((?<n>\d+) components").Groups["n"].Value + " components"));
+    }
+    else
+    {
+        notes.Add($"g. SBOM row skipped: {cdxgen} is missing (bash .ci/setup installs it)");
+    }
+    if (onlyArchive)
+    {
+        return Report();
+    }
     Require(Run("dotnet", EmptyBuild), "warm-up build of the empty project");
     var (noop, emptyBuild) = Alternate(runs, () => Run("dotnet", Build(Image, "q")), () => Run("dotnet", EmptyBuild));
     rows.Add(Alternated("a. no-op rebuild of hello-systemd vs empty project", noop, emptyBuild, "1.3"));
@@ -238,14 +278,19 @@ finally
     Directory.Delete(work, recursive: true);
 }
 
-Console.WriteLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end; median of {runs} alternating runs (A B A B ...; A B C ... for the injected-file rows of b), the cold build once.");
-Console.WriteLine();
-Console.WriteLine("| measurement | SDK (median) | reference (median) | ratio (goal) | notes |");
-Console.WriteLine("|---|---|---|---|---|");
-foreach (var row in rows) Console.WriteLine(row);
-Console.WriteLine();
-foreach (var note in notes) Console.WriteLine(note);
-return 0;
+return Report();
+
+int Report()
+{
+    Console.WriteLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} at the end; median of {runs} alternating runs (A B A B ...; A B C ... for the injected-file rows of b), the cold build once.");
+    Console.WriteLine();
+    Console.WriteLine("| measurement | SDK (median) | reference (median) | ratio (goal) | notes |");
+    Console.WriteLine("|---|---|---|---|---|");
+    foreach (var row in rows) Console.WriteLine(row);
+    Console.WriteLine();
+    foreach (var note in notes) Console.WriteLine(note);
+    return 0;
+}
 
 static string Alternated(string name, List<Result> a, List<Result> b, string goal, string notes = "") =>
     Row(name, Median(a.Select(r => r.Seconds)), Median(b.Select(r => r.Seconds)),
