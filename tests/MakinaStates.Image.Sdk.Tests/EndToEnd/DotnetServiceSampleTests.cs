@@ -27,6 +27,14 @@ public sealed class DotnetServiceSampleTests
             StringAssert.Contains(response, "Hello from a .NET service");
             var (_, published) = await TestDocker.ExecAsync(docker, container, "test -x /opt/app/DotnetService && systemctl is-enabled dotnet-service.service");
             Assert.AreEqual("enabled", published.Trim());
+
+            // The SBOM names the .NET runtime the self-contained publish copied in, at the version the image runs.
+            var (_, runtimeConfig) = await TestDocker.ExecAsync(docker, container, "cat /opt/app/DotnetService.runtimeconfig.json");
+            var runtime = System.Text.Json.JsonDocument.Parse(runtimeConfig).RootElement.GetProperty("runtimeOptions").GetProperty("includedFrameworks")
+                .EnumerateArray().Single(f => f.GetProperty("name").GetString() == "Microsoft.NETCore.App").GetProperty("version").GetString();
+            var rid = System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? "arm64" : "x64";
+            var sbom = Directory.GetFiles(Path.Combine(Repository.Root, "samples", "dotnet-service", "obj", "msimage"), "sbom.cdx.json", SearchOption.AllDirectories).Single();
+            StringAssert.Contains(File.ReadAllText(sbom), $"\"purl\": \"pkg:nuget/Microsoft.NETCore.App.Runtime.linux-{rid}@{runtime}\"");
         }
         finally
         {
