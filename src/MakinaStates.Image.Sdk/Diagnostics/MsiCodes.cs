@@ -45,6 +45,10 @@ public static class MsiCodes
     public const string EngineCannotRunSystemd = "MSI0109";
     /// <summary>The image platform is not the engine's and nothing emulates it: no qemu binfmt_misc entry with the F flag.</summary>
     public const string PlatformNotEmulated = "MSI0110";
+    public const string SshMissing = "MSI0111";
+    public const string SshHostKeyNotTrusted = "MSI0112";
+    public const string SshAuthenticationRefused = "MSI0113";
+    public const string SshEngineNotFound = "MSI0114";
 
     public const string BaseCreationFailed = "MSI1001";
     public const string BaseImportFailed = "MSI1002";

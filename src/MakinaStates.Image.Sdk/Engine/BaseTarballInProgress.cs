@@ -108,6 +108,7 @@ public sealed class BaseTarballInProgress : IDisposable
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(bound.Token, _abandon.Token);
             using var engine = _connect(linked.Token).GetAwaiter().GetResult();
             FinishAsync(engine, _ => { }, linked.Token).GetAwaiter().GetResult();
+            EndTunnelOf(engine);
         }
         catch (Exception)
         {
@@ -131,6 +132,18 @@ public sealed class BaseTarballInProgress : IDisposable
         }
     }
 
+    /// <summary>
+    /// This runs when the build is over (MSBuild disposes it with the build's other objects, in no set order): an ssh://
+    /// engine's tunnel it opened again must not outlive the build.
+    /// </summary>
+    private static void EndTunnelOf(DockerEngine engine)
+    {
+        if (engine.Endpoint.Ssh is not null && OperatingSystem.IsLinux())
+        {
+            SshTunnel.CloseShared();
+        }
+    }
+
     /// <summary>Stopped before its tarball was complete: the build-private tag of the import goes (best effort).</summary>
     private void UntagQuietly()
     {
@@ -139,6 +152,7 @@ public sealed class BaseTarballInProgress : IDisposable
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             using var engine = _connect(bound.Token).GetAwaiter().GetResult();
             engine.UntagAsync($"{BaseImageImport.Repository(_os, _release)}:{TemporaryTag}").GetAwaiter().GetResult();
+            EndTunnelOf(engine);
         }
         catch (Exception)
         {

@@ -18,6 +18,7 @@ public sealed class DockerEngine : IDisposable
     {
         Client = client;
         Endpoint = endpoint;
+        // An ssh:// engine's socket is local, its files are not.
         SharesHostFileSystem = endpoint.Address.Scheme == "unix";
     }
 
@@ -60,7 +61,7 @@ public sealed class DockerEngine : IDisposable
         }
         catch (ImageBuildException e) when (e.Code == MsiCodes.EngineUnreachable && endpoint.Fallbacks.Count > 0)
         {
-            foreach (var fallback in endpoint.Fallbacks.Where(f => File.Exists(f.Address.LocalPath)))
+            foreach (var fallback in endpoint.Fallbacks.Where(f => f.Ssh is not null || File.Exists(f.Address.LocalPath)))
             {
                 try
                 {
@@ -76,9 +77,13 @@ public sealed class DockerEngine : IDisposable
 
     private static async Task<DockerEngine> ConnectOnceAsync(DockerEndpoint endpoint, CancellationToken cancellationToken)
     {
+        // ssh://: the API is reached through the build's tunnel, a local socket.
+        var address = endpoint.Ssh is { } target && OperatingSystem.IsLinux()
+            ? new Uri("unix://" + (await SshTunnel.ShareAsync(target, endpoint.SshCommand, cancellationToken).ConfigureAwait(false)).SocketPath)
+            : ClientAddress(endpoint);
         // The library's own docker-environment lookup is given the resolved endpoint: it must not read DOCKER_HOST or a
         // (possibly stale) docker context of its own after MsDockerHost chose the engine.
-        var builder = new DockerClientBuilder(new DockerConfig(new ResolvedCliSettings(endpoint.Address.ToString()))).WithEndpoint(ClientAddress(endpoint));
+        var builder = new DockerClientBuilder(new DockerConfig(new ResolvedCliSettings(address.ToString()))).WithEndpoint(address);
         var credentials = endpoint.Tls is { } tls ? EngineTlsCredentials.Create(tls, endpoint) : null;
         if (credentials is not null)
         {

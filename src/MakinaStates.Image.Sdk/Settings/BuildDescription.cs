@@ -68,6 +68,8 @@ public sealed class BuildDescription
     public string MsDockerTlsVerify { get; set; } = "";
     [NotInInputsKey("which engine: the candidate is looked for on it")]
     public string MsDockerRemote { get; set; } = "";
+    [NotInInputsKey("how the engine is reached, not what it builds")]
+    public string MsSshCommand { get; set; } = "";
     /// <summary>One platform (linux/arm64); empty is the engine's own. A multi-platform build runs one build per platform.</summary>
     [NotInInputsKey("the platform Stage0 resolves is keyed (platform=)")]
     public string MsPlatform { get; set; } = "";
@@ -243,7 +245,7 @@ public sealed class BuildDescription
     /// <summary>The engine of this build: MsDockerHost/MsDockerCertPath/MsDockerTlsVerify over the docker environment.</summary>
     public DockerEndpoint ResolveEndpoint() =>
         DockerEndpoint.Resolve(MsDockerHost, MsDockerCertPath, MsDockerTlsVerify, Environment.GetEnvironmentVariable,
-            Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
+            Environment.GetFolderPath(Environment.SpecialFolder.UserProfile)).WithSshCommand(ShellWords.Split(MsSshCommand));
 
     /// <summary>MsDockerRemote: null for auto (a unix socket is local), true to upload everything, false.</summary>
     public bool? Remote => MsDockerRemote.Trim().ToLowerInvariant() switch

@@ -24,16 +24,23 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
     /// <summary>Tried in order when nothing answers at <see cref="Address"/>: only for the default endpoint, never after an explicit choice.</summary>
     public IReadOnlyList<DockerEndpoint> Fallbacks { get; init; } = [];
 
+    /// <summary>An ssh:// endpoint's target (null for any other); <see cref="SshCommand"/> starts the tunnel to it.</summary>
+    public SshTarget? Ssh { get; init; }
+
+    /// <summary>The ssh program and its options (MsSshCommand); ssh from PATH unless set.</summary>
+    public IReadOnlyList<string> SshCommand { get; init; } = ["ssh"];
+
     /// <summary>For the log: the address, how it is secured and where the setting came from. Never a secret.</summary>
     public string Describe() => Tls switch
     {
+        null when Ssh is { } ssh => $"{ssh.Display} over SSH, {ssh.Way} (from {Origin})",
         null => $"{Display} (from {Origin})",
         { VerifyServer: true } => $"{Display} over TLS, engine verified against {Path.Combine(Tls.CertificateDirectory, "ca.pem")} (from {Origin})",
         _ => $"{Display} over TLS, engine certificate not verified (from {Origin})",
     };
 
     /// <summary>The address as the user wrote it (Uri adds a trailing '/' to tcp://host:port).</summary>
-    public string Display => Address.Scheme == "unix" ? Address.ToString() : Address.GetLeftPart(UriPartial.Authority);
+    public string Display => Ssh is { } ssh ? ssh.Display : Address.Scheme == "unix" ? Address.ToString() : Address.GetLeftPart(UriPartial.Authority);
 
     /// <param name="msDockerTlsVerify">true/false; empty leaves it to DOCKER_TLS_VERIFY (any value turns it on, as in docker).</param>
     /// <param name="environment">Reads an environment variable (tests give their own).</param>
@@ -67,6 +74,12 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
         {
             return FromHost(podmanHost, "CONTAINER_HOST", certPath ?? configDirectory, verify, tlsWithoutVerify);
         }
+        if (NonEmpty(environment("CONTAINER_CONNECTION")) is { } connectionName)
+        {
+            var named = PodmanConnections.Find(connectionName, environment, homeDirectory)
+                ?? throw new ImageBuildException(MsiCodes.DockerContextInvalid, MsiMessages.Format("PodmanConnectionMissing", connectionName));
+            return FromConnection(named, "CONTAINER_CONNECTION");
+        }
         // Podman users often have no Docker engine: its user socket (rootless), then its system socket.
         List<DockerEndpoint> podman = [];
         if (NonEmpty(environment("XDG_RUNTIME_DIR")) is { } runtimeDirectory)
@@ -75,8 +88,17 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
                 "the rootless Podman socket in XDG_RUNTIME_DIR", null));
         }
         podman.Add(new DockerEndpoint(ParseAddress(PodmanAddress, "the default"), "the Podman socket", null));
+        // Then Podman's default connection (a Podman machine, a remote host), as `podman --remote` would use it.
+        if (PodmanConnections.Find(null, environment, homeDirectory) is { } connection)
+        {
+            podman.Add(FromConnection(connection, "Podman's default connection"));
+        }
         return new DockerEndpoint(ParseAddress(DefaultAddress, "the default"), "the default", null) { Fallbacks = podman };
     }
+
+    /// <summary>This endpoint and its fallbacks, with the ssh program MsSshCommand names (empty: ssh).</summary>
+    public DockerEndpoint WithSshCommand(IReadOnlyList<string> command) => command.Count == 0 ? this
+        : this with { SshCommand = command, Fallbacks = [.. Fallbacks.Select(f => f with { SshCommand = command })] };
 
     /// <summary>The docker config folder (config.json, contexts/): DOCKER_CONFIG, else ~/.docker.</summary>
     public static string ConfigDirectory(Func<string, string?> environment, string homeDirectory) =>
@@ -85,6 +107,10 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
     private static DockerEndpoint FromHost(string value, string origin, string certPath, bool verify, bool tlsWithoutVerify)
     {
         var address = ParseAddress(value, origin);
+        if (address.Scheme == "ssh")
+        {
+            return Secured(address, origin);
+        }
         var tls = address.Scheme == "unix" ? null
             : verify ? new DockerTls(certPath, VerifyServer: true)
             : tlsWithoutVerify || address.Scheme == "https" ? new DockerTls(certPath, VerifyServer: false)
@@ -120,6 +146,10 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
             throw new ImageBuildException(MsiCodes.DockerContextInvalid, MsiMessages.Format("DockerContextUnreadable", name, metaFile, e.Message), metaFile, e);
         }
         var address = ParseAddress(NonEmpty(host) ?? DefaultAddress, describedOrigin);
+        if (address.Scheme == "ssh")
+        {
+            return Secured(address, describedOrigin);
+        }
         var contextTls = Path.Combine(configDirectory, "contexts", "tls", id, "docker");
         var hasTlsFiles = Directory.Exists(contextTls);
         var directory = certPath ?? contextTls;
@@ -151,16 +181,23 @@ public sealed record DockerEndpoint(Uri Address, string Origin, DockerTls? Tls)
         }
     }
 
+    /// <summary>A Podman connection: its address, and over ssh:// the key it names.</summary>
+    private static DockerEndpoint FromConnection(PodmanConnections.Connection connection, string how)
+    {
+        var origin = $"{how}: Podman connection '{connection.Name}' ({connection.File})";
+        var address = ParseAddress(connection.Uri, origin);
+        return address.Scheme == "ssh" ? Secured(address, origin, connection.Identity) : new DockerEndpoint(address, origin, null);
+    }
+
+    /// <summary>An ssh:// endpoint: SSH secures it (no TLS), the tunnel reaches it.</summary>
+    private static DockerEndpoint Secured(Uri address, string origin, string? identity = null) =>
+        new(address, origin, null) { Ssh = SshTarget.Parse(address, origin) with { Identity = identity } };
+
     private static Uri ParseAddress(string value, string origin)
     {
         value = value.Trim();
-        if (value.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase))
-        {
-            // Podman machine connections and `docker -H ssh://`: the API would have to be tunnelled through ssh itself.
-            throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerHostSsh", value, origin));
-        }
-        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("unix" or "tcp" or "http" or "https")
-            || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || (uri.Port <= 0 && uri.Scheme != "tcp"))))
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("unix" or "tcp" or "http" or "https" or "ssh")
+            || (uri.Scheme != "unix" && (string.IsNullOrEmpty(uri.Host) || (uri.Port <= 0 && uri.Scheme is not ("tcp" or "ssh")))))
         {
             throw new ImageBuildException(MsiCodes.DockerHostInvalid, MsiMessages.Format("DockerHostInvalid", value, origin));
         }

@@ -65,6 +65,43 @@ public abstract partial class ImageBuildTask
             {
                 // The build is over; Stage0 of the next build reaps what could not be removed here.
             }
+            finally
+            {
+                CloseSshTunnelsOf(endpoint);
+            }
+        }
+    }
+
+    /// <summary>
+    /// ssh:// engines: the build's tunnel (one for all its engine connections) ends with the build. MSBuild disposes
+    /// this at the build's end, whatever way it ends; a cleanup disposed after it, which opens the tunnel again,
+    /// closes it again itself (<see cref="CloseSshTunnelsOf"/>).
+    /// </summary>
+    private void HoldSshTunnels()
+    {
+        const string key = "MakinaStates.Image.Sdk.SshTunnels";
+        if (BuildEngine4.GetRegisteredTaskObject(key, RegisteredTaskObjectLifetime.Build) is null)
+        {
+            BuildEngine4.RegisterTaskObject(key, new SshTunnelsOfBuild(), RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+        }
+    }
+
+    internal static void CloseSshTunnelsOf(Settings.DockerEndpoint endpoint)
+    {
+        if (endpoint.Ssh is not null && OperatingSystem.IsLinux())
+        {
+            Engine.SshTunnel.CloseShared();
+        }
+    }
+
+    private sealed class SshTunnelsOfBuild : IDisposable
+    {
+        public void Dispose()
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                Engine.SshTunnel.CloseShared();
+            }
         }
     }
 

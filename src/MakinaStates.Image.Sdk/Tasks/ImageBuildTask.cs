@@ -115,6 +115,11 @@ public abstract partial class ImageBuildTask : Task, ICancelableTask
         {
             // Exiting: nothing can be reported any more; Stage0 of the next build reaps what is left.
         }
+        if (OperatingSystem.IsLinux())
+        {
+            // Its containers are gone (through the tunnel): the tunnel goes too, its ssh with it.
+            Engine.SshTunnel.CloseShared();
+        }
         // The process is ending in the middle of a stage: it must not look like a success.
         Environment.ExitCode = 143;
     }
@@ -129,6 +134,10 @@ public abstract partial class ImageBuildTask : Task, ICancelableTask
     {
         var remote = Build.Remote;
         var engine = await Engine.DockerEngine.ConnectAsync(ResolveEndpoint(), cancellationToken).ConfigureAwait(false);
+        if (engine.Endpoint.Ssh is not null)
+        {
+            HoldSshTunnels();
+        }
         if (remote == true)
         {
             engine.AsRemote();

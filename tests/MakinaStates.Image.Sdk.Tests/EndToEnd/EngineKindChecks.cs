@@ -6,7 +6,7 @@ namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 
 /// <summary>
 /// What every kind of engine must do, run against each one the tests start (<see cref="CgroupV2EngineTests"/>,
-/// <see cref="PodmanEngineTests"/>): the sample builds, boots with systemd as PID 1 and serves its page; a failing
+/// <see cref="PodmanEngineTests"/>, and each over SSH: <see cref="SshCgroupV2EngineTests"/>, <see cref="SshPodmanEngineTests"/>): the sample builds, boots with systemd as PID 1 and serves its page; a failing
 /// stage3 and a Ctrl+C leave no container, on that engine or on the main one.
 /// </summary>
 public abstract class EngineKindChecks
@@ -72,6 +72,7 @@ public abstract class EngineKindChecks
         Assert.IsNotNull(Sample.Build.BuildId, "Stage0 did not print the build id");
         var left = await TestDocker.ContainersWithLabelAsync(Sample.Engine, $"io.makinastates.build-id={Sample.Build.BuildId}");
         Assert.AreEqual(0, left.Count, "a stage container of the sample's build was left");
+        await AssertConnectionEndedAsync();
     }
 
     [TestMethod]
@@ -156,5 +157,9 @@ public abstract class EngineKindChecks
             var left = await ContainersOfAsync(engine, image);
             Assert.AreEqual(0, left.Count, $"{name} engine: {string.Join(", ", left.SelectMany(c => c.Names))}");
         }
+        await AssertConnectionEndedAsync();
     }
+
+    /// <summary>What reaching this engine started must have ended with the build (an SSH tunnel); nothing by default.</summary>
+    protected virtual Task AssertConnectionEndedAsync() => Task.CompletedTask;
 }

@@ -13,7 +13,7 @@ public sealed class SettingsEvaluationTests
         "MS_BASEIMAGE", "MS_GIT_URL", "MS_GIT_BRANCH", "MS_STAGE0_TAG", "MS_DOCKERFILE_STAGE0", "MS_DOCKER_ARGS",
         "MS_MAKINASTATES_BUILD_FORCE", "MS_DO_SNAPSHOT", "MS_SKIP_STAGE0_BUILD", "MS_STAGE_PATH", "XDG_CACHE_HOME",
         "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA", "MS_PLATFORM", "MS_PLATFORMS", "MS_APP_RUNTIME_IDENTIFIER",
-        "MS_ARCHIVE_OUTPUT_PATH", "MS_ARCHIVE_FORMAT", "MS_SBOM",
+        "MS_ARCHIVE_OUTPUT_PATH", "MS_ARCHIVE_FORMAT", "MS_SBOM", "MS_SSH_COMMAND",
     ];
 
     private readonly Dictionary<string, string?> _savedEnvironment = [];
@@ -234,6 +234,16 @@ public sealed class SettingsEvaluationTests
         CollectionAssert.DoesNotContain(keyed, "MsArchiveOutputPath");
         CollectionAssert.DoesNotContain(keyed, "MsArchiveFormat");
         CollectionAssert.DoesNotContain(keyed, "MsSbom");
+    }
+
+    [TestMethod]
+    public void The_ssh_command_follows_ms_ssh_command_and_is_not_keyed()
+    {
+        Assert.AreEqual("", Settings(Evaluate())["MsSshCommand"], "empty: ssh from PATH, with the user's ssh config");
+        Environment.SetEnvironmentVariable("MS_SSH_COMMAND", "ssh -F /etc/ci/ssh_config");
+        Assert.AreEqual("ssh -F /etc/ci/ssh_config", Settings(Evaluate())["MsSshCommand"]);
+        CollectionAssert.DoesNotContain(new MakinaStates.Image.Sdk.Settings.BuildDescription().KeyedSettings().Select(k => k.Name).ToArray(), "MsSshCommand",
+            "how the engine is reached does not shape the image");
     }
 
     /// <summary>The settings as MsResolveSettings collects them for Stage0 (its _MsSetting items).</summary>

@@ -169,14 +169,89 @@ public sealed class DockerEndpointTests
     }
 
     [TestMethod]
-    [DataRow("ssh://core@127.0.0.1:50000/run/user/501/podman/podman.sock", "CONTAINER_HOST")]
-    [DataRow("ssh://me@builder", "DOCKER_HOST")]
-    public void An_ssh_connection_is_MSI0102_naming_the_supported_schemes(string value, string variable)
+    public void Ssh_addresses_name_their_target_and_need_no_tls()
     {
-        var error = Assert.ThrowsExactly<ImageBuildException>(() => Resolve(environment: new Dictionary<string, string> { [variable] = value }));
+        var docker = Resolve(environment: new() { ["DOCKER_HOST"] = "ssh://me@builder", ["DOCKER_TLS_VERIFY"] = "1" });
+        Assert.AreEqual(new SshTarget("me", "builder", null, null), docker.Ssh);
+        Assert.IsNull(docker.Tls, "SSH secures the connection");
+        Assert.AreEqual("ssh://me@builder over SSH, docker system dial-stdio on the remote (from DOCKER_HOST)", docker.Describe());
+        var podman = Resolve(environment: new() { ["CONTAINER_HOST"] = "ssh://core@127.0.0.1:50000/run/user/501/podman/podman.sock" });
+        Assert.AreEqual(new SshTarget("core", "127.0.0.1", 50000, "/run/user/501/podman/podman.sock"), podman.Ssh);
+        StringAssert.Contains(podman.Describe(), "its socket /run/user/501/podman/podman.sock forwarded (from CONTAINER_HOST)");
+        CollectionAssert.AreEqual(new[] { "-l", "core", "-p", "50000" }, podman.Ssh!.Options().ToArray());
+        Assert.AreEqual(new SshTarget(null, "builder", null, null), Resolve("ssh://builder").Ssh, "no user: ssh's own (its config, or the login)");
+    }
+
+    [TestMethod]
+    public void A_password_in_an_ssh_address_is_MSI0102_and_never_repeated()
+    {
+        var error = Assert.ThrowsExactly<ImageBuildException>(() => Resolve("ssh://me:hunter2@builder"));
         Assert.AreEqual(MsiCodes.DockerHostInvalid, error.Code);
-        StringAssert.Contains(error.Message, value);
-        StringAssert.Contains(error.Message, variable);
-        StringAssert.Contains(error.Message, "Supported schemes: unix://, tcp://, http://, https://");
+        Assert.IsFalse(error.Message.Contains("hunter2", StringComparison.Ordinal), error.Message);
+        StringAssert.Contains(error.Message, "ssh://me@builder");
+    }
+
+    [TestMethod]
+    public void A_docker_context_with_an_ssh_endpoint_is_an_ssh_engine()
+    {
+        WriteContext("remote", "ssh://deploy@build.example:2222", withTls: false);
+        var endpoint = Resolve(environment: new() { ["DOCKER_CONTEXT"] = "remote" });
+        Assert.AreEqual(new SshTarget("deploy", "build.example", 2222, null), endpoint.Ssh);
+        StringAssert.Contains(endpoint.Describe(), "(from docker context 'remote' (DOCKER_CONTEXT))");
+    }
+
+    [TestMethod]
+    public void Podmans_default_connection_is_the_last_fallback_with_its_key_and_one_can_be_named()
+    {
+        var containers = Directory.CreateDirectory(Path.Combine(_home, ".config", "containers")).FullName;
+        File.WriteAllText(Path.Combine(containers, "podman-connections.json"), """
+            {"Connection":{"Default":"machine","Connections":{
+              "machine":{"URI":"ssh://core@127.0.0.1:50123/run/user/501/podman/podman.sock","Identity":"/home/me/.ssh/machine","IsMachine":true},
+              "rootful":{"URI":"ssh://root@127.0.0.1:50123/run/podman/podman.sock","Identity":"/home/me/.ssh/machine"}}}}
+            """);
+        var fallback = Resolve().Fallbacks[^1];
+        Assert.AreEqual(new SshTarget("core", "127.0.0.1", 50123, "/run/user/501/podman/podman.sock", "/home/me/.ssh/machine"), fallback.Ssh);
+        StringAssert.Contains(fallback.Origin, "Podman's default connection: Podman connection 'machine'");
+        CollectionAssert.IsSubsetOf(new[] { "-i", "/home/me/.ssh/machine" }, fallback.Ssh!.Options().ToArray());
+
+        var named = Resolve(environment: new() { ["CONTAINER_CONNECTION"] = "rootful" });
+        Assert.AreEqual("/run/podman/podman.sock", named.Ssh!.SocketPath, "CONTAINER_CONNECTION picks it first, as podman --remote does");
+        var missing = Assert.ThrowsExactly<ImageBuildException>(() => Resolve(environment: new() { ["CONTAINER_CONNECTION"] = "gone" }));
+        Assert.AreEqual(MsiCodes.DockerContextInvalid, missing.Code);
+        StringAssert.Contains(missing.Message, "podman system connection list");
+        Assert.AreEqual(DockerEndpoint.DefaultAddress, Resolve(environment: new() { ["DOCKER_HOST"] = DockerEndpoint.DefaultAddress }).Display,
+            "an explicit choice has no Podman fallback");
+    }
+
+    [TestMethod]
+    public void Podman_4s_containers_conf_gives_the_active_service()
+    {
+        var containers = Directory.CreateDirectory(Path.Combine(_home, ".config", "containers")).FullName;
+        File.WriteAllText(Path.Combine(containers, "containers.conf"), """
+            [engine]
+            active_service = "builder"
+            [engine.service_destinations]
+              [engine.service_destinations.builder]
+              uri = "ssh://root@10.0.0.5:22/run/podman/podman.sock"
+              identity = "/root/.ssh/builder"
+              [engine.service_destinations.other]
+              uri = "ssh://root@10.0.0.6/run/podman/podman.sock"
+            """);
+        var fallback = Resolve().Fallbacks[^1];
+        Assert.AreEqual(new SshTarget("root", "10.0.0.5", 22, "/run/podman/podman.sock", "/root/.ssh/builder"), fallback.Ssh, "a port written is a port given to ssh");
+        Assert.AreEqual("10.0.0.6", Resolve(environment: new() { ["CONTAINER_CONNECTION"] = "other" }).Ssh!.Host);
+        File.WriteAllText(Path.Combine(containers, "containers.conf"), "[engine\nnot toml");
+        Assert.IsNull(Resolve().Fallbacks[^1].Ssh, "a containers.conf Podman could not read either gives no connection");
+    }
+
+    [TestMethod]
+    public void The_ssh_command_goes_to_the_endpoint_and_its_fallbacks()
+    {
+        var containers = Directory.CreateDirectory(Path.Combine(_home, ".config", "containers")).FullName;
+        File.WriteAllText(Path.Combine(containers, "podman-connections.json"),
+            """{"Connection":{"Default":"m","Connections":{"m":{"URI":"ssh://core@127.0.0.1:50123/run/podman/podman.sock"}}}}""");
+        var endpoint = Resolve().WithSshCommand(["ssh", "-F", "/etc/ci/ssh_config"]);
+        CollectionAssert.AreEqual(new[] { "ssh", "-F", "/etc/ci/ssh_config" }, endpoint.Fallbacks[^1].SshCommand.ToArray());
+        CollectionAssert.AreEqual(new[] { "ssh" }, Resolve().WithSshCommand([]).Fallbacks[^1].SshCommand.ToArray(), "empty: ssh from PATH");
     }
 }
