@@ -27,12 +27,7 @@ public sealed class CgroupV2EngineTests : EngineKindChecks
     [ClassCleanup]
     public static async Task Cleanup()
     {
-        if (s_sample is not null)
-        {
-            await s_sample.DisposeAsync();
-            s_sample.Engine.Dispose();
-            s_sample.Main.Dispose();
-        }
+        await SampleRun.RemoveAsync(s_sample);
     }
 
     [TestMethod]

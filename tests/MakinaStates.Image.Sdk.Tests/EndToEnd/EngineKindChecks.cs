@@ -19,6 +19,17 @@ public abstract class EngineKindChecks
             if (Container is not null) await TestDocker.RemoveContainerAsync(Engine, Container);
             await TestDocker.RemoveProjectImagesAsync(Engine, Image);
         }
+
+        /// <summary>A class's cleanup: the sample's container and images, then both clients (null: nothing was built).</summary>
+        public static async Task RemoveAsync(SampleRun? sample)
+        {
+            if (sample is not null)
+            {
+                await sample.DisposeAsync();
+                sample.Engine.Dispose();
+                sample.Main.Dispose();
+            }
+        }
     }
 
     protected abstract SampleRun Sample { get; }

@@ -49,12 +49,7 @@ public sealed class SshCgroupV2EngineTests : EngineKindChecks
     [ClassCleanup]
     public static async Task Cleanup()
     {
-        if (s_sample is not null)
-        {
-            await s_sample.DisposeAsync();
-            s_sample.Engine.Dispose();
-            s_sample.Main.Dispose();
-        }
+        await SampleRun.RemoveAsync(s_sample);
         if (s_sshd is not null)
         {
             await s_sshd.DisposeAsync();
@@ -116,12 +111,7 @@ public sealed class SshPodmanEngineTests : EngineKindChecks
     [ClassCleanup]
     public static async Task Cleanup()
     {
-        if (s_sample is not null)
-        {
-            await s_sample.DisposeAsync();
-            s_sample.Engine.Dispose();
-            s_sample.Main.Dispose();
-        }
+        await SampleRun.RemoveAsync(s_sample);
         if (s_sshd is not null)
         {
             await s_sshd.DisposeAsync();
