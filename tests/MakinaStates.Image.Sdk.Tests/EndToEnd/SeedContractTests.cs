@@ -89,8 +89,9 @@ public sealed class SeedContractTests
             Assert.IsTrue(second.Succeeded, second.Output);
             var stages = recorded.Where(e => e.Action == "create" && e.Actor.Attributes[BuildLabels.BuildId] == second.BuildId).Select(e => e.Actor.Attributes[BuildLabels.Stage]).ToList();
             Assert.AreEqual(first.ID, (await docker.Images.InspectImageAsync($"{image}-stage1:latest")).ID, "the stage1 image was replaced");
-            // The build container, and the twin whose commit gives the candidate's config (TopLayerRewrite.CommitAsync).
-            CollectionAssert.AreEqual(new[] { "stage2", "commit" }, stages, "the second build's containers");
+            // The build container, the twin whose commit gives the candidate's config (TopLayerRewrite.CommitAsync), and
+            // the never-started container the bill of materials reads the candidate through (Sbom/ImageContents).
+            CollectionAssert.AreEqual(new[] { "stage2", "commit", "sbom" }, stages, "the second build's containers");
             Assert.AreNotEqual(firstCandidate, await TestDocker.ImageIdAsync(docker, $"{image}:candidate"), "stages 2 and 3 did not run");
             Assert.AreEqual("two\n", await TestDocker.ReadFileFromImageAsync(docker, $"{image}:candidate", "/srv/page.txt"));
             StringAssert.Contains(second.Output, $"Stage1: {image}-stage1:latest is up to date");
