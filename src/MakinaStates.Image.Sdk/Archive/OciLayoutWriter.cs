@@ -184,14 +184,7 @@ internal static class OciLayoutWriter
         json.WriteNumber("size", descriptor.Size);
         if (platform is not null)
         {
-            json.WriteStartObject("platform");
-            json.WriteString("architecture", platform.Architecture);
-            json.WriteString("os", platform.Os);
-            if (platform.Variant is { } variant)
-            {
-                json.WriteString("variant", variant);
-            }
-            json.WriteEndObject();
+            ImageIndex.WritePlatform(json, platform);
         }
         if (annotations is not null)
         {

@@ -40,19 +40,25 @@ public static class ImageIndex
                 json.WriteString("mediaType", manifest.MediaType);
                 json.WriteNumber("size", manifest.Size);
                 json.WriteString("digest", manifest.Digest);
-                json.WriteStartObject("platform");
-                json.WriteString("architecture", platform.Architecture);
-                json.WriteString("os", platform.Os);
-                if (platform.Variant is { } variant)
-                {
-                    json.WriteString("variant", variant);
-                }
-                json.WriteEndObject();
+                WritePlatform(json, platform);
                 json.WriteEndObject();
             }
             json.WriteEndArray();
             json.WriteEndObject();
         }
         return (mediaType, buffer.ToArray());
+    }
+
+    /// <summary>A descriptor's "platform" object, as the image index and the OCI layout both write it.</summary>
+    public static void WritePlatform(System.Text.Json.Utf8JsonWriter json, Settings.ImagePlatform platform)
+    {
+        json.WriteStartObject("platform");
+        json.WriteString("architecture", platform.Architecture);
+        json.WriteString("os", platform.Os);
+        if (platform.Variant is { } variant)
+        {
+            json.WriteString("variant", variant);
+        }
+        json.WriteEndObject();
     }
 }

@@ -5,6 +5,26 @@ using MakinaStates.Image.Sdk.Tests.Support;
 
 namespace MakinaStates.Image.Sdk.Tests.EndToEnd;
 
+/// <summary>
+/// An engine reached only through the tests' own sshd, by its socket path: every check of <see cref="EngineKindChecks"/>,
+/// each build told to use the sshd's ssh config, and after each no ssh process and no tunnel folder left.
+/// </summary>
+public abstract class SshEngineKindChecks : EngineKindChecks
+{
+    protected abstract TestSshd Sshd { get; }
+
+    protected override string[] BuildArguments => [SshEngine.SshCommandArgument(Sshd)];
+
+    protected override Task AssertConnectionEndedAsync() => SshEngine.AssertTunnelEndedAsync(Sshd);
+
+    [TestMethod]
+    public void Stage0_names_the_ssh_endpoint_and_uploads_what_the_remote_needs()
+    {
+        StringAssert.Contains(Sample.Build.Output, $"Engine: {Sample.Host} over SSH, its socket ");
+        StringAssert.Contains(Sample.Build.Output, "not on this machine, so the data dir and the injected tree are uploaded");
+    }
+}
+
 /// <summary>What an SSH engine's tests share: their sshd, the SDK told to use its ssh config, and nothing left after.</summary>
 public static class SshEngine
 {
@@ -18,25 +38,32 @@ public static class SshEngine
             await Task.Delay(100);
         }
         CollectionAssert.AreEqual(Array.Empty<string>(), sshd.SshProcesses(), "an ssh process outlived the build");
-        var folderBase = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } runtime && Directory.Exists(runtime) ? runtime : "/tmp";
-        CollectionAssert.AreEqual(Array.Empty<string>(), Directory.GetDirectories(folderBase, "msimage-ssh-*"), "a tunnel folder (its sockets) outlived the build");
+        CollectionAssert.AreEqual(Array.Empty<string>(), TestSshd.TunnelFolders(), "a tunnel folder (its sockets) outlived the build");
+    }
+
+    /// <summary>A class's cleanup: its sample (through its engine, so before the sshd), then its sshd.</summary>
+    public static async Task CleanupAsync(Func<Task> removeSample, TestSshd? sshd)
+    {
+        await removeSample();
+        if (sshd is not null)
+        {
+            await sshd.DisposeAsync();
+        }
     }
 }
 
-/// <summary>The cgroup v2 engine reached only through an sshd, by its socket path: every check of <see cref="EngineKindChecks"/>.</summary>
+/// <summary>The cgroup v2 engine reached only through an sshd, by its socket path.</summary>
 [TestClass]
-public sealed class SshCgroupV2EngineTests : EngineKindChecks
+public sealed class SshCgroupV2EngineTests : SshEngineKindChecks
 {
     private static TestSshd? s_sshd;
     private static SampleRun? s_sample;
 
     protected override SampleRun Sample => s_sample ?? throw new InvalidOperationException("the sample was not built");
 
+    protected override TestSshd Sshd => s_sshd!;
+
     protected override string ExpectedCgroupAccess => "HostTreeReadWrite";
-
-    protected override string[] BuildArguments => [SshEngine.SshCommandArgument(s_sshd!)];
-
-    protected override Task AssertConnectionEndedAsync() => SshEngine.AssertTunnelEndedAsync(s_sshd!);
 
     [ClassInitialize]
     public static async Task BuildTheSampleOverSsh(TestContext _)
@@ -47,21 +74,7 @@ public sealed class SshCgroupV2EngineTests : EngineKindChecks
     }
 
     [ClassCleanup]
-    public static async Task Cleanup()
-    {
-        await SampleRun.RemoveAsync(s_sample);
-        if (s_sshd is not null)
-        {
-            await s_sshd.DisposeAsync();
-        }
-    }
-
-    [TestMethod]
-    public void Stage0_names_the_ssh_endpoint_and_uploads_what_the_remote_needs()
-    {
-        StringAssert.Contains(Sample.Build.Output, $"Engine: {Sample.Host} over SSH, its socket ");
-        StringAssert.Contains(Sample.Build.Output, "not on this machine, so the data dir and the injected tree are uploaded");
-    }
+    public static Task Cleanup() => SshEngine.CleanupAsync(() => SampleRun.RemoveAsync(s_sample), s_sshd);
 
     [TestMethod]
     public async Task An_injected_files_acl_is_in_the_candidates_layer_before_any_boot()
@@ -85,20 +98,18 @@ public sealed class SshCgroupV2EngineTests : EngineKindChecks
     }
 }
 
-/// <summary>The rootful Podman service reached only through an sshd, by its socket path: every check of <see cref="EngineKindChecks"/>.</summary>
+/// <summary>The rootful Podman service reached only through an sshd, by its socket path.</summary>
 [TestClass]
-public sealed class SshPodmanEngineTests : EngineKindChecks
+public sealed class SshPodmanEngineTests : SshEngineKindChecks
 {
     private static TestSshd? s_sshd;
     private static SampleRun? s_sample;
 
     protected override SampleRun Sample => s_sample ?? throw new InvalidOperationException("the sample was not built");
 
+    protected override TestSshd Sshd => s_sshd!;
+
     protected override string ExpectedCgroupAccess => "HostTreeReadOnly";
-
-    protected override string[] BuildArguments => [SshEngine.SshCommandArgument(s_sshd!)];
-
-    protected override Task AssertConnectionEndedAsync() => SshEngine.AssertTunnelEndedAsync(s_sshd!);
 
     [ClassInitialize]
     public static async Task BuildTheSampleOnPodmanOverSsh(TestContext _)
@@ -109,19 +120,11 @@ public sealed class SshPodmanEngineTests : EngineKindChecks
     }
 
     [ClassCleanup]
-    public static async Task Cleanup()
-    {
-        await SampleRun.RemoveAsync(s_sample);
-        if (s_sshd is not null)
-        {
-            await s_sshd.DisposeAsync();
-        }
-    }
+    public static Task Cleanup() => SshEngine.CleanupAsync(() => SampleRun.RemoveAsync(s_sample), s_sshd);
 
     [TestMethod]
-    public void Stage0_names_podman_behind_the_ssh_endpoint()
+    public void Stage0_names_podman_as_the_engine()
     {
-        StringAssert.Contains(Sample.Build.Output, $"Engine: {Sample.Host} over SSH, its socket ");
         StringAssert.Contains(Sample.Build.Output, "; Podman ");
     }
 }

@@ -77,13 +77,13 @@ public sealed class SshTunnelTests
         ];
         foreach (var (name, open, code, text) in cases)
         {
-            var before = TunnelFolders();
+            var before = TestSshd.TunnelFolders();
             var watch = Stopwatch.StartNew();
             var error = await Assert.ThrowsExactlyAsync<ImageBuildException>(open, name);
             Assert.IsTrue(watch.Elapsed < TimeSpan.FromSeconds(10), $"{name}: {watch.Elapsed.TotalSeconds:0.0} s");
             Assert.AreEqual(code, error.Code, $"{name}: {error.Message}");
             StringAssert.Contains(error.Message, text, name);
-            CollectionAssert.AreEquivalent(before, TunnelFolders(), $"{name}: a tunnel folder was left");
+            CollectionAssert.AreEquivalent(before, TestSshd.TunnelFolders(), $"{name}: a tunnel folder was left");
             Assert.AreEqual(0, Sshd.SshProcesses().Length + withoutDocker.SshProcesses().Length, $"{name}: ssh left running");
         }
     }
@@ -94,12 +94,12 @@ public sealed class SshTunnelTests
         // A build killed with SIGKILL leaves its master ssh and folder: what its process would leave, made by a child
         // process that opens a tunnel and is killed.
         var script = Path.Combine(Sshd.Directory, "abandon.sh");
-        var folderBase = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } runtime && Directory.Exists(runtime) ? runtime : "/tmp";
-        var before = TunnelFolders();
+        var folderBase = TestSshd.TunnelFolderBase;
+        var before = TestSshd.TunnelFolders();
         using var orphanOwner = Process.Start("/bin/sh", ["-c", $"mkdir -m 700 {folderBase}/msimage-ssh-$$-deadbeef && " +
             $"exec ssh -F {Sshd.ConfigFile} -o BatchMode=yes -o ControlMaster=yes -o ControlPath={folderBase}/msimage-ssh-$$-deadbeef/control -N -f root@127.0.0.1 -p {Sshd.Port}"])!;
         await orphanOwner.WaitForExitAsync();
-        var abandoned = TunnelFolders().Except(before).Single();
+        var abandoned = TestSshd.TunnelFolders().Except(before).Single();
         Assert.IsTrue(File.Exists(Path.Combine(abandoned, "control")), "the abandoned master is not running");
         Assert.IsTrue(Sshd.SshProcesses().Length > 0);
 
@@ -108,12 +108,6 @@ public sealed class SshTunnelTests
             Assert.IsFalse(Directory.Exists(abandoned), "the abandoned tunnel's folder is still there");
         }
         await AssertNothingLeftAsync(abandoned);
-    }
-
-    private static string[] TunnelFolders()
-    {
-        var folderBase = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } runtime && Directory.Exists(runtime) ? runtime : "/tmp";
-        return Directory.GetDirectories(folderBase, "msimage-ssh-*");
     }
 
     private static async Task AssertNothingLeftAsync(string folder)

@@ -144,6 +144,12 @@ public sealed class TestSshd : IAsyncDisposable
         }
     }
 
+    /// <summary>The SDK's tunnel folders (SshTunnel: msimage-ssh-* in XDG_RUNTIME_DIR, else /tmp).</summary>
+    public static string[] TunnelFolders() => System.IO.Directory.GetDirectories(TunnelFolderBase, "msimage-ssh-*");
+
+    public static string TunnelFolderBase =>
+        Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } runtime && System.IO.Directory.Exists(runtime) ? runtime : "/tmp";
+
     /// <summary>ssh processes still running with this server's files (the SDK's tunnels must have ended).</summary>
     public string[] SshProcesses() =>
         [.. System.IO.Directory.GetDirectories("/proc").Select(p => Path.GetFileName(p)).Where(p => int.TryParse(p, out _))
