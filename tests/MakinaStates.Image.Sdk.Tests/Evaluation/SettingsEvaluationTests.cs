@@ -68,7 +68,7 @@ public sealed class SettingsEvaluationTests
         Environment.SetEnvironmentVariable("MS_BASE", "env/base");
         Environment.SetEnvironmentVariable("MS_OS_RELEASE", "bullseye");
         const string Args = "-ti --rm -e MS_BASE=cli/base --env=MS_OS_RELEASE=trixie -e \"MS_GIT_BRANCH=dev x\" -e MS_COMMAND='/bin/sh -c x' " +
-            "--label \"note=-e MS_OS=ubuntu\" -e MS_DO_SNAPSHOT=no -e MS_DO_SNAPSHOT=yes2 -e OTHER=1";
+            "--label \"note=-e MS_OS=ubuntu\" -e MS_DO_SNAPSHOT=no -e MS_DO_SNAPSHOT=yes2 -e 'OTHER=a,b)c' -e MS_INIT=none";
         var project = Evaluate($"<PropertyGroup><MsImage>a/b</MsImage><MsDockerArgs>{System.Security.SecurityElement.Escape(Args)}</MsDockerArgs></PropertyGroup>");
         Assert.AreEqual("cli/base", project.GetPropertyValue("MsBase"), "the command line wins over MS_BASE");
         Assert.AreEqual("trixie", project.GetPropertyValue("MsOsRelease"));
@@ -77,6 +77,7 @@ public sealed class SettingsEvaluationTests
         Assert.AreEqual("/bin/sh -c x", project.GetPropertyValue("MsCommand"));
         Assert.AreEqual("debian", project.GetPropertyValue("MsOs"), "a quoted value of another flag is not an -e");
         Assert.AreEqual("yes2", project.GetPropertyValue("MsDoSnapshot"), "the last -e of a name wins, as with docker");
+        Assert.AreEqual("none", project.GetPropertyValue("MsInit"), "commas and parentheses in another value change nothing");
 
         var property = Evaluate($"<PropertyGroup><MsImage>a/b</MsImage><MsBase>project/base</MsBase></PropertyGroup>",
             new Dictionary<string, string> { ["MsDockerArgs"] = "-e MS_BASE=cli/base" });
@@ -114,8 +115,9 @@ public sealed class SettingsEvaluationTests
         Assert.AreEqual("seed", seed.GetPropertyValue("_MsImageDirOrigin"));
 
         var explicitDirs = Evaluate(Image, new Dictionary<string, string> { ["MsImageDir"] = "elsewhere", ["MsDataDir"] = "/tmp/mine" });
-        Assert.AreEqual(Path.Combine(_dir, "elsewhere") + "/", explicitDirs.GetPropertyValue("MsImageDir"));
-        Assert.AreEqual("/tmp/mine/", explicitDirs.GetPropertyValue("MsDataDir"));
+        // -p: values cannot be rewritten: the tasks get the full paths (_MsImageDir, _MsDataDir).
+        Assert.AreEqual(Path.Combine(_dir, "elsewhere") + "/", explicitDirs.GetPropertyValue("_MsImageDir"));
+        Assert.AreEqual("/tmp/mine/", explicitDirs.GetPropertyValue("_MsDataDir"));
         Assert.AreEqual("set", explicitDirs.GetPropertyValue("_MsImageDirOrigin"));
         Environment.SetEnvironmentVariable("MS_IMAGE_DIR", "/tmp/env-image");
         Assert.AreEqual("/tmp/env-image/", Evaluate(Image).GetPropertyValue("MsImageDir"));
