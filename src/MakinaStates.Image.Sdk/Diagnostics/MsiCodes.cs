@@ -33,6 +33,7 @@ public static class MsiCodes
     public const string SourceDateEpochInvalid = "MSI0021";
     public const string ArchivePathInvalid = "MSI0022";
     public const string ArchiveFormatOnePlatform = "MSI0023";
+    public const string ImageDirAmbiguous = "MSI0024";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";

@@ -6,7 +6,8 @@ namespace MakinaStates.Image.Sdk.Engine;
 
 /// <summary>
 /// The data dir for an engine that does not share this machine's files (tcp, a context): a volume per build, filled
-/// once by upload and mounted read-only where a local engine gets the bind mount. Removed at the end of the build.
+/// once by upload and mounted where a local engine gets the bind mount (writable in stage2 and stage3, as there; what is
+/// written stays in the volume). Removed at the end of the build.
 /// </summary>
 public static class DataVolume
 {
@@ -19,12 +20,18 @@ public static class DataVolume
     /// upload already) and half-written temporaries. Everything else is what the user put there for the stages.
     /// </summary>
     public static bool IsStageContent(string topLevelName) =>
-        !(topLevelName == "locks"
-          || topLevelName.StartsWith("baseimage-", StringComparison.Ordinal)
+        !(IsKeptBySdk(topLevelName)
           || topLevelName.StartsWith(".stage0.", StringComparison.Ordinal)
           || topLevelName.StartsWith(".write-probe-", StringComparison.Ordinal)
           || topLevelName.StartsWith(Tasks.ImageBuildTask.DataDirectoryMarkerPrefix, StringComparison.Ordinal)
           || topLevelName.EndsWith(".tmp", StringComparison.Ordinal));
+
+    /// <summary>
+    /// What the SDK keeps in the data dir for later builds: the locks and the base tarballs (with their import records).
+    /// The rest of what it writes there is transient (a temporary, a probe, a marker): it comes and goes during a build.
+    /// </summary>
+    public static bool IsKeptBySdk(string topLevelName) =>
+        topLevelName == "locks" || topLevelName.StartsWith("baseimage-", StringComparison.Ordinal);
 
     /// <summary>Creates and fills this build's volume unless an earlier stage already did; returns its name.</summary>
     /// <param name="helperImage">An image the engine has: a never-started container of it receives the upload.</param>

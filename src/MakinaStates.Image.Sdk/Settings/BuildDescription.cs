@@ -274,14 +274,20 @@ public sealed class BuildDescription
     /// The environment of the stage scripts: every MS_* setting as the seed passes them, then MsDockerArgs' -e values.
     /// Given to the scripts (exec), never as the container's Env, which docker commit would bake into the image.
     /// SOURCE_DATE_EPOCH too, when the build has one: tools that honour it (useradd's last-change day, compilers) write
-    /// the same files again.
+    /// the same files again. A -e MS_* that names a setting has set it at evaluation (Sdk.Settings.targets), where a
+    /// project property may still have won: the scripts see the setting as resolved, once, not the -e word as well.
     /// </summary>
-    public IList<string> StageEnvironment() =>
-    [
-        .. SeedSettings().Select(s => $"{s.Name}={s.Value}"),
-        .. SourceDateEpoch?.Seconds is { } epoch ? [$"SOURCE_DATE_EPOCH={epoch.ToString(CultureInfo.InvariantCulture)}"] : Array.Empty<string>(),
-        .. DockerRunArguments.Environment,
-    ];
+    public IList<string> StageEnvironment()
+    {
+        var seed = SeedSettings();
+        var names = seed.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+        return
+        [
+            .. seed.Select(s => $"{s.Name}={s.Value}"),
+            .. SourceDateEpoch?.Seconds is { } epoch ? [$"SOURCE_DATE_EPOCH={epoch.ToString(CultureInfo.InvariantCulture)}"] : Array.Empty<string>(),
+            .. DockerRunArguments.Environment.Where(e => !names.Contains(e.Split('=')[0])),
+        ];
+    }
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 

@@ -16,7 +16,23 @@ public sealed class DockerRunArguments
         ["--network", "--net"], ["--add-host"], ["--dns"], ["-m", "--memory"], ["--cpus"], ["-l", "--label"], ["--ulimit"], ["--device"],
     ];
 
+    /// <summary>
+    /// The seed's habits that make no sense for a build's containers (-ti, --rm): accepted, so a seed command line
+    /// works as it is, and left out, since the SDK runs its stage containers detached and removes them itself.
+    /// </summary>
+    private static readonly string[] ManagedFlags = ["-t", "-i", "-ti", "-it", "--tty", "--interactive", "--rm"];
+
+    /// <summary>Where the seed mounts the data dir; a -v to it names the data dir (Sdk.Settings.targets), not a mount.</summary>
+    public const string SeedDataPath = "/docker/data";
+
+    /// <summary>-e values, for the stage scripts (a -e MS_* that names a setting has set it already: see StageEnvironment).</summary>
     public List<string> Environment { get; } = [];
+
+    /// <summary>The flags the SDK leaves out because it manages its containers itself (see ManagedFlags).</summary>
+    public List<string> ManagedBySdk { get; } = [];
+
+    /// <summary>The host folder of -v &lt;host&gt;:/docker/data: evaluation made it the data dir; the SDK mounts it itself.</summary>
+    public string? DataDirectory { get; private set; }
     public List<string> Volumes { get; } = [];
     public Dictionary<string, string> Tmpfs { get; } = [];
     public List<string> CapAdd { get; } = [];
@@ -32,7 +48,7 @@ public sealed class DockerRunArguments
     public List<Ulimit> Ulimits { get; } = [];
     public List<DeviceMapping> Devices { get; } = [];
 
-    public static string SupportedFlags => string.Join(", ", Flags.Select(f => string.Join("/", f)));
+    public static string SupportedFlags => string.Join(", ", Flags.Select(f => string.Join("/", f))) + "; " + string.Join(", ", ManagedFlags) + " (left to the SDK)";
 
     public static DockerRunArguments Parse(string? text)
     {
@@ -55,6 +71,11 @@ public sealed class DockerRunArguments
             if (word.StartsWith("--", StringComparison.Ordinal) && equals > 0)
             {
                 flag = word[..equals];
+            }
+            if (ManagedFlags.Contains(flag))
+            {
+                result.ManagedBySdk.Add(word);
+                continue;
             }
             var known = Flags.FirstOrDefault(f => f.Contains(flag))
                 ?? throw Invalid($"has the unknown or unsupported flag '{word}'. Supported: {SupportedFlags}");
@@ -93,6 +114,11 @@ public sealed class DockerRunArguments
                 if (value.Split(':')[0].EndsWith("docker.sock", StringComparison.Ordinal))
                 {
                     throw Invalid($"mounts the Docker engine's socket ('{value}'): stage containers never get access to the engine");
+                }
+                if (BindTarget(value) == SeedDataPath)
+                {
+                    DataDirectory = value.Split(':')[0];
+                    break;
                 }
                 Volumes.Add(value);
                 break;

@@ -83,11 +83,21 @@ public abstract partial class ImageBuildTask
     protected const string LinkDataDirectory = "mkdir -p /docker && ln -sfn " + DataMountInContainer + " /docker/data";
 
     /// <summary>
-    /// What every stage container gets besides its own spec: the MsDockerArgs flags and the data dir read-only inside
-    /// the /run tmpfs (never committed): a bind mount on a local engine, this build's uploaded volume on a remote one.
+    /// What every stage container gets besides its own spec: the MsDockerArgs flags and the data dir inside the /run
+    /// tmpfs (never committed): a bind mount on a local engine, this build's uploaded volume on a remote one.
     /// </summary>
+    /// <param name="writableData">
+    /// The seed's stage2 and stage3 may write to /docker/data: the data dir is then mounted read-write, and what the SDK
+    /// keeps there (<see cref="Engine.DataVolume.IsKeptBySdk"/>: the base tarballs, the locks) is bound read-only over
+    /// itself, so a script can neither change, remove nor rename it (a mount point cannot be unlinked). Chosen over the
+    /// image's own data/&lt;image&gt;/ subtree, which would leave /docker/data/out.txt read-only where the seed wrote
+    /// it, and over an overlay, whose writes would not reach the host's data dir as the seed's do (and which needs
+    /// mount rights the unprivileged stage containers lack). Nothing written there is committed: it is a mount.
+    /// Stage1 keeps it read-only: its image is keyed and shared, and the seed's stage1 only reads.
+    /// </param>
     protected async Task<Docker.DotNet.Models.CreateContainerParameters> WithStageOptionsAsync(Docker.DotNet.Models.CreateContainerParameters container,
-        Engine.DockerEngine engine, string? dataDirectory, string image, IReadOnlyCollection<string> excludedDataNames, CancellationToken cancellationToken)
+        Engine.DockerEngine engine, string? dataDirectory, string image, IReadOnlyCollection<string> excludedDataNames, CancellationToken cancellationToken,
+        bool writableData = false)
     {
         Build.DockerRunArguments.ApplyTo(container);
         if (dataDirectory is null)
@@ -101,15 +111,24 @@ public abstract partial class ImageBuildTask
         {
             // A bind Mount, not Binds: an engine that only looks local (a socket forwarded from elsewhere) then fails
             // with "bind source path does not exist" instead of silently mounting an empty folder it made.
-            host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "bind", Source = dataDirectory.TrimEnd('/'), Target = DataMountInContainer, ReadOnly = true }];
+            var source = dataDirectory.TrimEnd('/');
+            host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "bind", Source = source, Target = DataMountInContainer, ReadOnly = !writableData }];
+            if (writableData)
+            {
+                host.Mounts = [.. host.Mounts, .. Directory.EnumerateFileSystemEntries(source).Select(Path.GetFileName).OfType<string>()
+                    .Where(name => Engine.DataVolume.IsKeptBySdk(name) || excludedDataNames.Contains(name))
+                    .Order(StringComparer.Ordinal)
+                    .Select(name => new Docker.DotNet.Models.Mount { Type = "bind", Source = Path.Combine(source, name), Target = $"{DataMountInContainer}/{name}", ReadOnly = true })];
+            }
         }
         else
         {
-            // Guarded before it exists: Ctrl+C during the upload (the long part) must not leave it behind.
+            // Guarded before it exists: Ctrl+C during the upload (the long part) must not leave it behind. The SDK's
+            // own files are never uploaded, and the volume is this build's alone: writable as it is.
             GuardDataVolume();
             var volume = await Engine.DataVolume.EnsureAsync(engine, BuildId, dataDirectory, excludedDataNames, container.Image, StageContainerLabels("data", image),
                 message => Log.LogMessage(MessageImportance.High, "{0}", message), cancellationToken).ConfigureAwait(false);
-            host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "volume", Source = volume, Target = DataMountInContainer, ReadOnly = true }];
+            host.Mounts = [.. host.Mounts ?? [], new Docker.DotNet.Models.Mount { Type = "volume", Source = volume, Target = DataMountInContainer, ReadOnly = !writableData }];
         }
         return container;
     }

@@ -20,6 +20,7 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
     {
         var build = Build;
+        ReportSeedLayout();
         var makinaStates = CheckSettings();
         // One platform per build: a multi-platform build runs one build per platform (MsPlatform set, MsPlatforms empty).
         var requestedPlatform = build.RequestedPlatforms() switch

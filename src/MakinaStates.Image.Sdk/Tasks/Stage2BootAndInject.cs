@@ -137,7 +137,7 @@ public sealed class Stage2BootAndInject : ImageBuildTask
             spec.Cmd = InitSystem.KeepAlive;
             spec.StopSignal = "SIGTERM";
         }
-        var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, Build.MsDataDir, Build.MsImage, [Path.GetFileName(Build.BaseImagePath)], cancellationToken).ConfigureAwait(false), Build.MsDataDir, cancellationToken).ConfigureAwait(false);
+        var created = await CreateStageContainerAsync(engine, await WithStageOptionsAsync(spec, engine, Build.MsDataDir, Build.MsImage, [Path.GetFileName(Build.BaseImagePath)], cancellationToken, writableData: true).ConfigureAwait(false), Build.MsDataDir, cancellationToken).ConfigureAwait(false);
         GuardStageContainer(created.ID);
         steps.Mark("create");
         try

@@ -79,7 +79,7 @@ public sealed class RemoteEngineTests
     }
 
     [TestMethod]
-    public async Task The_data_dir_reaches_the_stages_through_an_uploaded_read_only_volume_chosen_by_the_docker_environment()
+    public async Task The_data_dir_reaches_the_stages_through_an_uploaded_volume_writable_in_stage3_chosen_by_the_docker_environment()
     {
         Assert.IsTrue(s_sample!.Succeeded, "the sample build made the shared base tarball");
         using var project = new ImageProject("makinastates/remote-data-test");
@@ -95,8 +95,9 @@ public sealed class RemoteEngineTests
             #!/bin/bash
             set -e
             echo "probe: $(cat /docker/data/probe.txt) / $(cat /docker/data/nested/deeper.txt)"
-            if touch /docker/data/written 2>/dev/null; then echo "data dir is writable"; exit 1; fi
-            grep -qE 'volumes/makinastates-data-[0-9a-f]+/_data /run/makinastates/data ro' /proc/self/mountinfo && echo "data from a volume"
+            # Writable as in the seed; what is written stays in this build's volume.
+            echo written > /docker/data/written
+            grep -qE 'volumes/makinastates-data-[0-9a-f]+/_data /run/makinastates/data rw' /proc/self/mountinfo && echo "data from a volume"
             test ! -e /docker/data/locks && test ! -e /docker/data/baseimage-debian-bookworm.tar.xz && echo "sdk files not uploaded"
             """, executable: true);
 
@@ -115,6 +116,7 @@ public sealed class RemoteEngineTests
             StringAssert.Contains(build.Output, "data from a volume");
             StringAssert.Contains(build.Output, "sdk files not uploaded");
             StringAssert.Contains(build.Output, "was uploaded to volume makinastates-data-");
+            Assert.IsFalse(File.Exists(Path.Combine(dataDirectory, "written")), "a remote engine's writes stay in its volume");
 
             using var remote = await Engine.ConnectAsync();
             Assert.IsNull(await TestDocker.ReadFileFromImageAsync(remote.Client, "makinastates/remote-data-test:candidate", "/docker"), "/docker was committed");

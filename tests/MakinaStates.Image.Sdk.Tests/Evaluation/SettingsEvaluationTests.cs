@@ -13,7 +13,7 @@ public sealed class SettingsEvaluationTests
         "MS_BASEIMAGE", "MS_GIT_URL", "MS_GIT_BRANCH", "MS_STAGE0_TAG", "MS_DOCKERFILE_STAGE0", "MS_DOCKER_ARGS",
         "MS_MAKINASTATES_BUILD_FORCE", "MS_DO_SNAPSHOT", "MS_SKIP_STAGE0_BUILD", "MS_STAGE_PATH", "XDG_CACHE_HOME",
         "MS_MAKINASTATES", "MS_INIT", "MS_EXISTING_FOLDER_METADATA", "MS_PLATFORM", "MS_PLATFORMS", "MS_APP_RUNTIME_IDENTIFIER",
-        "MS_ARCHIVE_OUTPUT_PATH", "MS_ARCHIVE_FORMAT", "MS_SBOM", "MS_SSH_COMMAND",
+        "MS_ARCHIVE_OUTPUT_PATH", "MS_ARCHIVE_FORMAT", "MS_SBOM", "MS_SSH_COMMAND", "MS_SOURCE_DATE_EPOCH",
     ];
 
     private readonly Dictionary<string, string?> _savedEnvironment = [];
@@ -52,6 +52,82 @@ public sealed class SettingsEvaluationTests
             """);
         var collection = new ProjectCollection(globalProperties ?? new Dictionary<string, string>());
         return collection.LoadProject(path);
+    }
+
+    private string Touch(string relativePath)
+    {
+        var path = Path.Combine(_dir, relativePath);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, "");
+        return path;
+    }
+
+    [TestMethod]
+    public void Docker_args_e_MS_sets_the_setting_as_the_environment_would_over_the_environment_and_under_a_property()
+    {
+        Environment.SetEnvironmentVariable("MS_BASE", "env/base");
+        Environment.SetEnvironmentVariable("MS_OS_RELEASE", "bullseye");
+        const string Args = "-ti --rm -e MS_BASE=cli/base --env=MS_OS_RELEASE=trixie -e \"MS_GIT_BRANCH=dev x\" -e MS_COMMAND='/bin/sh -c x' " +
+            "--label \"note=-e MS_OS=ubuntu\" -e MS_DO_SNAPSHOT=no -e MS_DO_SNAPSHOT=yes2 -e 'OTHER=a,b)c' -e MS_INIT=none";
+        var project = Evaluate($"<PropertyGroup><MsImage>a/b</MsImage><MsDockerArgs>{System.Security.SecurityElement.Escape(Args)}</MsDockerArgs></PropertyGroup>");
+        Assert.AreEqual("cli/base", project.GetPropertyValue("MsBase"), "the command line wins over MS_BASE");
+        Assert.AreEqual("trixie", project.GetPropertyValue("MsOsRelease"));
+        Assert.AreEqual("baseimage-debian-trixie.tar.xz", project.GetPropertyValue("MsBaseImage"), "a default derived from it follows");
+        Assert.AreEqual("dev x", project.GetPropertyValue("MsGitBranch"));
+        Assert.AreEqual("/bin/sh -c x", project.GetPropertyValue("MsCommand"));
+        Assert.AreEqual("debian", project.GetPropertyValue("MsOs"), "a quoted value of another flag is not an -e");
+        Assert.AreEqual("yes2", project.GetPropertyValue("MsDoSnapshot"), "the last -e of a name wins, as with docker");
+        Assert.AreEqual("none", project.GetPropertyValue("MsInit"), "commas and parentheses in another value change nothing");
+
+        var property = Evaluate($"<PropertyGroup><MsImage>a/b</MsImage><MsBase>project/base</MsBase></PropertyGroup>",
+            new Dictionary<string, string> { ["MsDockerArgs"] = "-e MS_BASE=cli/base" });
+        Assert.AreEqual("project/base", property.GetPropertyValue("MsBase"), "a project property wins over the command line");
+
+        Environment.SetEnvironmentVariable("MS_DOCKER_ARGS", "-e MS_BASE=from/ms-docker-args");
+        Assert.AreEqual("from/ms-docker-args", Evaluate("<PropertyGroup><MsImage>a/b</MsImage></PropertyGroup>").GetPropertyValue("MsBase"));
+    }
+
+    [TestMethod]
+    public void Docker_args_volume_at_docker_data_is_the_data_dir_and_an_e_MS_DATA_DIR_wins()
+    {
+        var project = Evaluate("<PropertyGroup><MsImage>a/b</MsImage><MsDockerArgs>-v seed-data:/docker/data -v /h:/docker/data2</MsDockerArgs></PropertyGroup>");
+        Assert.AreEqual(Path.Combine(_dir, "seed-data") + "/", project.GetPropertyValue("MsDataDir"));
+        var both = Evaluate("<PropertyGroup><MsImage>a/b</MsImage><MsDockerArgs>-e MS_DATA_DIR=/tmp/e-data -v seed-data:/docker/data</MsDockerArgs></PropertyGroup>");
+        Assert.AreEqual("/tmp/e-data/", both.GetPropertyValue("MsDataDir"));
+    }
+
+    [TestMethod]
+    public void Seed_layout_data_folder_and_image_dir_are_found_and_an_explicit_setting_wins()
+    {
+        const string Image = "<PropertyGroup><MsImage>mycompany/app:1.0</MsImage></PropertyGroup>";
+        // A data/ folder without a base tarball is not the seed's.
+        Directory.CreateDirectory(Path.Combine(_dir, "data", "mycompany", "app", "injected_volumes"));
+        var plain = Evaluate(Image);
+        StringAssert.EndsWith(plain.GetPropertyValue("MsDataDir"), "/.cache/makinastates-image/");
+        Assert.AreEqual("cache", plain.GetPropertyValue("_MsDataDirOrigin"));
+        Assert.AreEqual(_dir + "/", plain.GetPropertyValue("MsImageDir"));
+
+        Touch("data/baseimage-debian-bookworm.tar.xz");
+        var seed = Evaluate(Image);
+        Assert.AreEqual(Path.Combine(_dir, "data") + "/", seed.GetPropertyValue("MsDataDir"));
+        Assert.AreEqual("seed", seed.GetPropertyValue("_MsDataDirOrigin"));
+        Assert.AreEqual(Path.Combine(_dir, "data", "mycompany", "app") + "/", seed.GetPropertyValue("MsImageDir"), "the image's name without its tag");
+        Assert.AreEqual("seed", seed.GetPropertyValue("_MsImageDirOrigin"));
+
+        var explicitDirs = Evaluate(Image, new Dictionary<string, string> { ["MsImageDir"] = "elsewhere", ["MsDataDir"] = "/tmp/mine" });
+        // -p: values cannot be rewritten: the tasks get the full paths (_MsImageDir, _MsDataDir).
+        Assert.AreEqual(Path.Combine(_dir, "elsewhere") + "/", explicitDirs.GetPropertyValue("_MsImageDir"));
+        Assert.AreEqual("/tmp/mine/", explicitDirs.GetPropertyValue("_MsDataDir"));
+        Assert.AreEqual("set", explicitDirs.GetPropertyValue("_MsImageDirOrigin"));
+        Environment.SetEnvironmentVariable("MS_IMAGE_DIR", "/tmp/env-image");
+        Assert.AreEqual("/tmp/env-image/", Evaluate(Image).GetPropertyValue("MsImageDir"));
+        Environment.SetEnvironmentVariable("MS_IMAGE_DIR", null);
+
+        // Both hold a tree: evaluation keeps the project folder, and Stage0 refuses the build (MSI0024) naming both.
+        Directory.CreateDirectory(Path.Combine(_dir, "image_rootfs"));
+        var both = Evaluate(Image);
+        Assert.AreEqual("both", both.GetPropertyValue("_MsImageDirOrigin"));
+        Assert.AreEqual(Path.Combine(_dir, "data", "mycompany", "app") + "/", both.GetPropertyValue("_MsSeedImageDir"));
     }
 
     [TestMethod]

@@ -26,6 +26,16 @@ public sealed class BuildDescriptionTests
     }
 
     [TestMethod]
+    public void An_MS_setting_given_with_e_reaches_the_scripts_once_as_resolved()
+    {
+        // Evaluation applied -e MS_BASE=cli/base, and a project property won over it: the scripts see the winner, once.
+        var description = new BuildDescription { MsBase = "project/base", MsDockerArgs = "-ti -e MS_BASE=cli/base -e OTHER=1" };
+        var environment = description.StageEnvironment();
+        CollectionAssert.AreEqual(new[] { "MS_BASE=project/base" }, environment.Where(e => e.StartsWith("MS_BASE=", StringComparison.Ordinal)).ToList());
+        Assert.AreEqual("OTHER=1", environment[^1]);
+    }
+
+    [TestMethod]
     public void A_setting_the_description_does_not_have_is_refused()
     {
         Assert.ThrowsExactly<InvalidOperationException>(() => new BuildDescription().Set("MsNoSuchSetting", "x"));

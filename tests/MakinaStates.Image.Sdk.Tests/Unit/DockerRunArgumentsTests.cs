@@ -39,7 +39,8 @@ public sealed class DockerRunArgumentsTests
     }
 
     [TestMethod]
-    [DataRow("--rm", "'--rm'")]
+    [DataRow("--pid host", "'--pid'")]
+    [DataRow("-d", "'-d'")]
     [DataRow("-e", "needs a value")]
     [DataRow("--memory lots", "--memory 'lots'")]
     [DataRow("--cpus -1", "--cpus '-1'")]
@@ -51,6 +52,19 @@ public sealed class DockerRunArgumentsTests
         var error = Assert.ThrowsExactly<ImageBuildException>(() => DockerRunArguments.Parse(text));
         Assert.AreEqual(MsiCodes.DockerArgsInvalid, error.Code);
         StringAssert.Contains(error.Message, expected);
+    }
+
+    [TestMethod]
+    public void Seed_habits_are_accepted_and_left_to_the_sdk_and_a_volume_at_docker_data_names_the_data_dir()
+    {
+        var parsed = DockerRunArguments.Parse("-ti --rm -it -t -i --rm=true -e MS_BASE=a/b -v ./seed-data:/docker/data:rw -v /h:/docker/data2");
+        CollectionAssert.AreEqual(new[] { "-ti", "--rm", "-it", "-t", "-i", "--rm=true" }, parsed.ManagedBySdk);
+        CollectionAssert.AreEqual(new[] { "MS_BASE=a/b" }, parsed.Environment, "an -e MS_* still reaches the scripts");
+        Assert.AreEqual("./seed-data", parsed.DataDirectory);
+        var container = new CreateContainerParameters();
+        parsed.ApplyTo(container);
+        CollectionAssert.AreEqual(new[] { "/h:/docker/data2" }, container.HostConfig!.Binds!.ToArray(),
+            "the SDK mounts the data dir itself: a bind at /docker/data would clash with its /docker/data link");
     }
 
     [TestMethod]
