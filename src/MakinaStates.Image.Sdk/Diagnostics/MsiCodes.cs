@@ -33,6 +33,8 @@ public static class MsiCodes
     public const string SourceDateEpochInvalid = "MSI0021";
     public const string ArchivePathInvalid = "MSI0022";
     public const string ArchiveFormatOnePlatform = "MSI0023";
+    /// <summary>A .salt/ folder in an image dir that is not a git clone: not a corpus project, so .salt/ is not used.</summary>
+    public const string SaltWithoutGit = "MSI0030";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";
