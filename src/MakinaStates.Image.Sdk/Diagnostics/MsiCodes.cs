@@ -34,6 +34,8 @@ public static class MsiCodes
     public const string ArchivePathInvalid = "MSI0022";
     public const string ArchiveFormatOnePlatform = "MSI0023";
     public const string ImageDirAmbiguous = "MSI0024";
+    /// <summary>A .salt/ folder in an image dir that is not a git clone: not a corpus project, so .salt/ is not used.</summary>
+    public const string SaltWithoutGit = "MSI0025";
 
     public const string EngineUnreachable = "MSI0101";
     public const string DockerHostInvalid = "MSI0102";

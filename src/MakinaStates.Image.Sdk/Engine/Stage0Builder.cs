@@ -13,7 +13,26 @@ namespace MakinaStates.Image.Sdk.Engine;
 /// </summary>
 public static class Stage0Builder
 {
-    /// <summary>Builds the builder image, or reuses it while its Dockerfile is unchanged.</summary>
+    /// <summary>The effective Dockerfile.stage0: MsDockerfileStage0, else the one Stage0 placed with the scripts.</summary>
+    public static string Dockerfile(string msDockerfileStage0, string bootstrapScriptsDirectory) =>
+        string.IsNullOrWhiteSpace(msDockerfileStage0) ? Path.Combine(bootstrapScriptsDirectory, "Dockerfile.stage0") : msDockerfileStage0;
+
+    /// <summary>
+    /// The default builder, shared by every image project on the engine as the seed's
+    /// makinacorpus/makina-states-&lt;os&gt;-&lt;release&gt;-stage0 was: named after the OS, the release and the
+    /// Dockerfile's content, so projects with the same Dockerfile find one builder, and one whose Dockerfile differs
+    /// gets its own instead of replacing the others'. No architecture in the name: the builder is always the engine's
+    /// own platform (stage0.sh makes another platform's base with debootstrap --arch in it), and a tag names an
+    /// image of one engine.
+    /// </summary>
+    public static string DefaultTag(string os, string release, string dockerfile) =>
+        $"makinastates/stage0-{os.Trim().ToLowerInvariant()}-{release.Trim().ToLowerInvariant()}:{ContentKey(File.ReadAllBytes(dockerfile))[..16]}";
+
+    /// <summary>The builder's key (its label): the SHA-256 of its Dockerfile.</summary>
+    private static string ContentKey(byte[] dockerfile) => Convert.ToHexStringLower(SHA256.HashData(dockerfile));
+
+    /// <summary>Builds the builder image, or reuses it while its Dockerfile is unchanged (a tag of the user's is rebuilt
+    /// in place when it changes; the default tag changes with it).</summary>
     public static async Task<string> EnsureImageAsync(DockerEngine engine, string dockerfile, string tag, bool skipBuild,
         Action<string> log, CancellationToken cancellationToken)
     {
@@ -25,7 +44,7 @@ public static class Stage0Builder
         }
 
         var content = await File.ReadAllBytesAsync(dockerfile, cancellationToken).ConfigureAwait(false);
-        var key = Convert.ToHexStringLower(SHA256.HashData(content));
+        var key = ContentKey(content);
         if (existing?.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.Stage0Key, out var existingKey) && existingKey == key)
         {
             log($"stage0 builder {tag} is up to date, reused.");

@@ -19,11 +19,45 @@ public static class CorpusProject
             : throw new ImageBuildException(MsiCodes.CorpusWithoutCommit, MsiMessages.Format("CorpusWithoutCommit", directory, output.Trim()), directory);
     }
 
-    /// <summary>Paths with changes not in HEAD (they are not deployed).</summary>
-    public static IReadOnlyList<string> UncommittedChanges(string directory)
+    /// <summary>
+    /// Paths (relative to the clone, with '/') with changes not in HEAD: they are not deployed. Files git ignores are
+    /// not changes, and neither is anything under <paramref name="writtenByTheSdk"/> (full paths; a folder ends with a
+    /// separator): what the build writes into the clone itself (obj/, Stage0's copies of the scripts) changes with
+    /// every build, committed or not, and a warning that always fires teaches people to ignore it.
+    /// </summary>
+    public static IReadOnlyList<string> UncommittedChanges(string directory, IEnumerable<string> writtenByTheSdk)
     {
-        var (code, output) = Git(directory, "status", "--porcelain", "--untracked-files=all");
-        return code == 0 ? output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Length > 3 ? l[3..] : l).ToList() : [];
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        var sdkPaths = writtenByTheSdk.Select(p => Path.TrimEndingDirectorySeparator(Path.GetRelativePath(root, Path.GetFullPath(p))).Replace('\\', '/')
+                + (Path.EndsInDirectorySeparator(p) ? "/" : ""))
+            .Where(p => p is not ("." or "./" or ".." or "../") && !p.StartsWith("../", StringComparison.Ordinal))
+            .ToList();
+        // -z: paths as they are (no quoting of spaces or non-ASCII names); a rename's entry is followed by its old path.
+        var (code, output) = Git(directory, "status", "--porcelain=v1", "-z", "--untracked-files=all");
+        if (code != 0)
+        {
+            return [];
+        }
+        var changes = new List<string>();
+        var entries = output.Split('\0');
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var entry = entries[i];
+            if (entry.Length < 4)
+            {
+                continue;
+            }
+            if (entry[0] is 'R' or 'C')
+            {
+                i++;
+            }
+            var path = entry[3..];
+            if (!sdkPaths.Any(sdk => sdk.EndsWith('/') ? path.StartsWith(sdk, StringComparison.Ordinal) : path == sdk))
+            {
+                changes.Add(path);
+            }
+        }
+        return changes;
     }
 
     /// <summary>A clean work tree of <paramref name="repository"/> at <paramref name="revision"/> in a new temp folder.</summary>

@@ -19,8 +19,12 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
 
     public string BootstrapScriptsDirectory => System.IO.Path.Combine(imageDirectory, "injected_volumes", "bootstrap_scripts");
 
-    public bool IsCorpusProject =>
-        Directory.Exists(System.IO.Path.Combine(imageDirectory, ".salt")) && System.IO.Path.Exists(System.IO.Path.Combine(imageDirectory, ".git"));
+    public bool IsCorpusProject => HasSaltFolder && System.IO.Path.Exists(System.IO.Path.Combine(imageDirectory, ".git"));
+
+    /// <summary>A .salt/ folder in an image dir that is not the root of a git clone: ignored, and Stage0 says why.</summary>
+    public bool HasSaltWithoutGit => HasSaltFolder && !IsCorpusProject;
+
+    private bool HasSaltFolder => Directory.Exists(System.IO.Path.Combine(imageDirectory, ".salt"));
 
     public IReadOnlyList<ResolvedScript> ResolveAll()
     {
@@ -130,6 +134,38 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
         return placed;
     }
 
+    /// <summary>
+    /// The placed files stage1.sh may use, by name: its build key's scripts. Every placed file but those of the other
+    /// stages, except that a corpus project's .salt/ gives only stage1's own files (those the SDK's stage-scripts/
+    /// also has) and shell scripts (a .salt/stage1.sh may source them): the rest of .salt/ is the project's pillars,
+    /// states and data, deployed with its commit in stage2, so editing them must not remake stage1. They are in the
+    /// candidate's inputs key with every other placed file.
+    /// </summary>
+    public IReadOnlyList<string> UsedByStage1(IReadOnlyList<ResolvedScript> placed)
+    {
+        var sdkNames = Files(sdkScriptsDirectory).Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        return [.. placed.Where(s => !NotUsedByStage1.Contains(s.Name)
+                && (s.Origin != SaltOrigin || sdkNames.Contains(s.Name) || s.Name.EndsWith(".sh", StringComparison.Ordinal)))
+            .Select(s => s.Name)];
+    }
+
+    /// <summary>
+    /// Placed files that stage1.sh does not run: the base's own (in the key by the base image) and the later stages'.
+    /// </summary>
+    private static readonly HashSet<string> NotUsedByStage1 = new(StringComparer.Ordinal)
+    {
+        "stage0.sh", "Dockerfile.stage0", "stage2.sh", "stage3.sh", "snapshot.sh", "save-acls.sh", "selfcheck.sh",
+    };
+
+    /// <summary>
+    /// What Stage0 itself wrote into the image dir: its copies of the scripts (not a user's own file in
+    /// injected_volumes/bootstrap_scripts/) and the manifest recording them.
+    /// </summary>
+    public IEnumerable<string> WrittenByStage0() =>
+        ReadGeneratedManifest().Keys.Select(name => System.IO.Path.Combine(BootstrapScriptsDirectory, name))
+            .Append(System.IO.Path.Combine(BootstrapScriptsDirectory, GeneratedManifestName));
+
+    private const string SaltOrigin = ".salt/";
     private const string InjectedVolumesOrigin = "injected_volumes/bootstrap_scripts/";
     private const string SdkOrigin = "the SDK's stage-scripts/";
 
@@ -154,7 +190,7 @@ public sealed class StageScriptResolver(string imageDirectory, string? stagePath
     {
         if (IsCorpusProject)
         {
-            yield return (System.IO.Path.Combine(imageDirectory, ".salt"), ".salt/");
+            yield return (System.IO.Path.Combine(imageDirectory, ".salt"), SaltOrigin);
         }
         yield return (System.IO.Path.Combine(imageDirectory, "image_rootfs", "bootstrap_scripts"), "image_rootfs/bootstrap_scripts/");
         yield return (BootstrapScriptsDirectory, InjectedVolumesOrigin);

@@ -111,6 +111,8 @@ public sealed class BuildDescription
     /// <summary>The base tarball's SHA-256 (hex) as Stage0 found it; empty when there was none yet.</summary>
     public string BaseTarballHash { get; set; } = "";
     public string BootstrapScriptsDirectory { get; set; } = "";
+    /// <summary>The placed files stage1.sh may use (<see cref="Scripts.StageScriptResolver.UsedByStage1"/>): its build key's scripts.</summary>
+    public List<string> Stage1Scripts { get; set; } = [];
     public string CorpusCommit { get; set; } = "";
     /// <summary>What the inputs key is the hash of (<see cref="Settings.InputsKey"/> reads it back).</summary>
     public string InputsKeyText { get; set; } = "";

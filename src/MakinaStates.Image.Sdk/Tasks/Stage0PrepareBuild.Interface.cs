@@ -14,6 +14,9 @@ public sealed partial class Stage0PrepareBuild
     /// <summary>This build's obj/msimage/ folder (the content hash cache, the candidate's key alias).</summary>
     [Required] public string IntermediateDirectory { get; set; } = "";
 
+    /// <summary>The project's obj/ (BaseIntermediateOutputPath): written by builds, never a corpus project's change.</summary>
+    public string BaseIntermediateDirectory { get; set; } = "";
+
     /// <summary>Where the host's apt sources live (a test points it elsewhere).</summary>
     public string AptConfigurationDirectory { get; set; } = "/etc/apt";
 

@@ -8,7 +8,8 @@ namespace MakinaStates.Image.Sdk.Tasks;
 /// <summary>Stage0's names: the build id, the stage containers', the builder's, and those that depend on the platform.</summary>
 public sealed partial class Stage0PrepareBuild
 {
-    /// <summary>The names known before the engine answers: the build id and its stage containers, the stage0 builder.</summary>
+    /// <summary>The names known before the engine answers: the build id and its stage containers (the stage0 builder
+    /// once the scripts are placed: <see cref="NameStage0Builder"/>).</summary>
     private void NameBuild()
     {
         var build = Build;
@@ -17,7 +18,26 @@ public sealed partial class Stage0PrepareBuild
         var stem = image.Repository.Replace('/', '-').Replace(':', '-');
         build.Stage1Name = $"{stem}-stage1-{build.BuildId[..12]}";
         build.Stage2Name = $"{stem}-stage2-{build.BuildId[..12]}";
-        build.MsStage0Tag = string.IsNullOrWhiteSpace(build.MsStage0Tag) ? $"{image.Repository}-stage0:latest" : build.MsStage0Tag.Trim();
+        build.MsStage0Tag = build.MsStage0Tag.Trim();
+    }
+
+    /// <summary>
+    /// The stage0 builder: MsStage0Tag, else the one every image project shares (<see cref="Stage0Builder.DefaultTag"/>),
+    /// named after the effective Dockerfile.stage0, so known once the scripts are placed.
+    /// </summary>
+    private void NameStage0Builder()
+    {
+        var build = Build;
+        if (build.MsStage0Tag.Length > 0)
+        {
+            return;
+        }
+        var dockerfile = Stage0Builder.Dockerfile(build.MsDockerfileStage0, build.BootstrapScriptsDirectory);
+        if (!File.Exists(dockerfile))
+        {
+            throw new ImageBuildException(MsiCodes.StageScriptMissing, MsiMessages.Format("Stage0DockerfileMissing", dockerfile), dockerfile);
+        }
+        build.MsStage0Tag = Stage0Builder.DefaultTag(build.MsOs, build.MsOsRelease, dockerfile);
     }
 
     /// <summary>

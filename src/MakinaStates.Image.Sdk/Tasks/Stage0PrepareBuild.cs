@@ -108,6 +108,7 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
         }
         _steps.Mark("image lock");
         PlaceScripts();
+        NameStage0Builder();
         _steps.Mark("scripts");
 
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
@@ -146,24 +147,38 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
         {
             Log.LogMessage(MessageImportance.Normal, "{0}: using {1} from {2}", script.Name, script.Path, script.Origin);
         }
+        var placed = resolver.PlaceEffectiveScripts(scripts);
+        foreach (var (source, _) in scripts.Zip(placed).Where(pair => pair.Second.Normalized))
+        {
+            LogCodedWarning(MsiCodes.ScriptLineEndings, MsiMessages.Format("ScriptLineEndings", source.Name, source.Path), source.Path);
+        }
+        build.Stage1Scripts = [.. resolver.UsedByStage1(placed)];
         if (resolver.IsCorpusProject)
         {
             build.CorpusCommit = CorpusProject.HeadCommit(build.MsImageDir);
             Log.LogMessage(MessageImportance.High, "Corpus project: deploying commit {0} as {1}.", build.CorpusCommit, CorpusProject.DeployPath);
-            var uncommitted = CorpusProject.UncommittedChanges(build.MsImageDir);
+            var uncommitted = CorpusProject.UncommittedChanges(build.MsImageDir, WrittenByTheSdk(resolver));
             if (uncommitted.Count > 0)
             {
                 LogCodedWarning(MsiCodes.CorpusUncommitted,
                     MsiMessages.Format("CorpusUncommitted", uncommitted.Count, build.MsImageDir, build.CorpusCommit[..12], string.Join(", ", uncommitted.Take(5))), build.MsImageDir);
             }
         }
-        var placed = resolver.PlaceEffectiveScripts(scripts);
-        foreach (var (source, _) in scripts.Zip(placed).Where(pair => pair.Second.Normalized))
+        else if (resolver.HasSaltWithoutGit)
         {
-            LogCodedWarning(MsiCodes.ScriptLineEndings, MsiMessages.Format("ScriptLineEndings", source.Name, source.Path), source.Path);
+            LogCodedWarning(MsiCodes.SaltWithoutGit, MsiMessages.Format("SaltWithoutGit", build.MsImageDir), Path.Combine(build.MsImageDir, ".salt"));
         }
         build.BootstrapScriptsDirectory = resolver.BootstrapScriptsDirectory;
     }
+
+    /// <summary>What builds write into the image dir, so it is never an uncommitted change of a corpus project: the
+    /// project's obj/ (this build's description, key cache and SBOM, restore's files), Stage0's copies of the scripts,
+    /// and the data dir and the archive when they are inside it.</summary>
+    private IEnumerable<string> WrittenByTheSdk(StageScriptResolver resolver) =>
+        resolver.WrittenByStage0().Concat(new[]
+        {
+            BaseIntermediateDirectory, IntermediateDirectory, Path.TrimEndingDirectorySeparator(Build.MsDataDir) + Path.DirectorySeparatorChar, Build.MsArchiveOutputPath,
+        }.Where(path => !string.IsNullOrWhiteSpace(path)));
 
     private void ThrowIfMirrorMissing(bool isScratch, string baseImagePath)
     {

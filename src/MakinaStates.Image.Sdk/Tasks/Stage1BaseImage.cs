@@ -206,7 +206,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
         }
 
         Log.LogMessage(MessageImportance.High, "Stage1: creating the base tarball {0} with stage0.sh in the stage0 builder {1}.", Build.BaseImagePath, Build.MsStage0Tag);
-        var dockerfile = string.IsNullOrWhiteSpace(Build.MsDockerfileStage0) ? Path.Combine(Build.BootstrapScriptsDirectory, "Dockerfile.stage0") : Build.MsDockerfileStage0;
+        var dockerfile = Stage0Builder.Dockerfile(Build.MsDockerfileStage0, Build.BootstrapScriptsDirectory);
         string builder;
         try
         {
@@ -265,15 +265,6 @@ public sealed class Stage1BaseImage : ImageBuildTask
                 MsiMessages.Format("BaseImageMissing", Build.MsBase, engine.Endpoint.Display, error ?? "no image"));
     }
 
-    /// <summary>
-    /// Placed files that stage1.sh does not run: the base's own (in the key by the base image) and the later stages'.
-    /// Every other file is in the key, so a helper stage1.sh might use (a lib/, a unit it installs) rebuilds it.
-    /// </summary>
-    private static readonly HashSet<string> NotUsedByStage1 = new(StringComparer.Ordinal)
-    {
-        "stage0.sh", "Dockerfile.stage0", "stage2.sh", "stage3.sh", "snapshot.sh", "save-acls.sh", "selfcheck.sh",
-    };
-
     private string Stage1Key(string baseImageId, Settings.SourceDateEpoch? epoch)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -282,7 +273,10 @@ public sealed class Stage1BaseImage : ImageBuildTask
         hash.AppendData(Encoding.UTF8.GetBytes($"sdk={sdk}\nbase={baseImageId}\nos={Build.MsOs}\nrelease={Build.MsOsRelease}\n"));
         // How the layer was written: again (ACLs in, times clamped to the epoch) or as committed.
         hash.AppendData(Encoding.UTF8.GetBytes($"rewrite={Build.RewritesLayers}\nepoch={epoch?.KeyValue}\n"));
-        foreach (var (name, file) in StageScriptResolver.Files(Build.BootstrapScriptsDirectory).Where(f => !NotUsedByStage1.Contains(f.Name)))
+        // The placed files stage1.sh may use, as Stage0 chose them (StageScriptResolver.UsedByStage1): a helper of
+        // stage1.sh (a lib/, a unit it installs) remakes it, a corpus project's pillar does not.
+        var used = Build.Stage1Scripts.ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, file) in StageScriptResolver.Files(Build.BootstrapScriptsDirectory).Where(f => used.Contains(f.Name)))
         {
             hash.AppendData(Encoding.UTF8.GetBytes($"{name}\n"));
             hash.AppendData(File.ReadAllBytes(file));

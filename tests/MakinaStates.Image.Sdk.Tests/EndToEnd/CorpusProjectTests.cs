@@ -78,6 +78,70 @@ public sealed class CorpusProjectTests
         }
     }
 
+    [TestMethod]
+    public async Task A_committed_pillar_edit_reuses_stage1_and_a_clean_commit_gives_no_MSI0014()
+    {
+        Repository.RequirePackedSdk();
+        using var docker = await TestDocker.RequireEngineAsync();
+        var image = $"makinastates/test-corpus-pillar-{Guid.NewGuid():N}"[..40];
+        using var project = new ImageProject(image);
+        var sample = CopySample(project.Directory);
+        File.Delete(project.ProjectFile);
+        var pillar = project.Write(".salt/pillar.sls", "app:\n  greeting: first\n");
+        CommitAll(project.Directory);
+        try
+        {
+            // Committed before the first build: what the build writes into the clone (obj/, the placed scripts) is
+            // not an uncommitted change.
+            var first = await DotnetBuild.RunAsync(sample, [$"-p:MsImage={image}"]);
+            Assert.IsTrue(first.Succeeded, first.Output);
+            Assert.IsFalse(first.Output.Contains("MSI0014", StringComparison.Ordinal), first.Output);
+            var stage1 = await TestDocker.ImageIdAsync(docker, $"{image}-stage1:latest");
+            Assert.IsNotNull(stage1);
+
+            // As a new user does: everything committed, what the build wrote included; then the pillar edited and
+            // committed. obj/ changes with every build, committed or not.
+            Git(project.Directory, "add", "-A");
+            Git(project.Directory, "commit", "-qm", "after a build");
+            File.WriteAllText(pillar, "app:\n  greeting: second\n");
+            Git(project.Directory, "add", "-A");
+            Git(project.Directory, "commit", "-qm", "the pillar edited");
+            var commit = Git(project.Directory, "rev-parse", "HEAD");
+
+            var second = await DotnetBuild.RunAsync(sample, [$"-p:MsImage={image}"]);
+            Assert.IsTrue(second.Succeeded, second.Output);
+            Assert.IsFalse(second.Output.Contains("MSI0014", StringComparison.Ordinal), second.Output);
+            StringAssert.Contains(second.Output, $"Stage1: {image}-stage1:latest is up to date");
+            Assert.AreEqual(stage1, await TestDocker.ImageIdAsync(docker, $"{image}-stage1:latest"), "a pillar edit remade stage1");
+            // The pillar is the candidate's: rebuilt with the new commit.
+            var candidate = $"{image}:candidate";
+            Assert.AreEqual(commit, (await docker.Images.InspectImageAsync(candidate)).Config!.Labels!["io.makinastates.corpus-commit"]);
+            Assert.AreEqual("app:\n  greeting: second\n", await TestDocker.ReadFileFromImageAsync(docker, candidate, "/srv/projects/app/project/.salt/pillar.sls"));
+        }
+        finally
+        {
+            await TestDocker.RemoveProjectImagesAsync(docker, image);
+        }
+    }
+
+    [TestMethod]
+    public async Task Salt_without_git_is_MSI0025_saying_why_it_is_not_a_corpus_project()
+    {
+        Repository.RequirePackedSdk();
+        using var project = new ImageProject("makinastates/test-salt-without-git");
+        CopySample(project.Directory);
+        File.Delete(Path.Combine(project.Directory, "corpus-project.proj"));
+        // Stage0 says it before it reaches the engine: an engine that does not exist ends the build there.
+        var build = await project.BuildAsync("-p:MsDockerHost=unix:///nonexistent/docker.sock");
+        StringAssert.Contains(build.Output, "warning MSI0025");
+        StringAssert.Contains(build.Output, "is not a git clone (no .git there), so it is not a corpus project");
+        StringAssert.Contains(build.Output, "error MSI0101");
+
+        Git(project.Directory, "init", "-q");
+        var clone = await project.BuildAsync("-p:MsDockerHost=unix:///nonexistent/docker.sock");
+        Assert.IsFalse(clone.Output.Contains("MSI0025", StringComparison.Ordinal), clone.Output);
+    }
+
     /// <summary>A repository standing in for makina-states: its boot-salt.sh records how it was called.</summary>
     private static string FakeMakinaStates(string parent)
     {

@@ -121,4 +121,38 @@ public sealed class StageScriptResolverTests
         Place();
         Assert.AreEqual("edited by the user", Placed("stage3.sh"));
     }
+
+    [TestMethod]
+    public void Stage1_uses_from_salt_only_its_own_files_and_shell_scripts_and_every_other_placed_file()
+    {
+        File.WriteAllText(Path.Combine(_sdk, "stage1.sh"), "sdk stage1");
+        File.WriteAllText(Path.Combine(_sdk, "makinastates-acl-restore.service"), "sdk unit");
+        Directory.CreateDirectory(Path.Combine(_image, ".git"));
+        PutFile(".salt/stage1.sh", "salt stage1");
+        PutFile(".salt/makinastates-acl-restore.service", "salt unit");
+        PutFile(".salt/lib/helper.sh", "sourced by stage1.sh");
+        PutFile(".salt/stage3.sh", "salt stage3");
+        PutFile(".salt/pillar.sls", "a pillar");
+        PutFile(".salt/states/app.sls", "a state");
+        PutFile("image_rootfs/bootstrap_scripts/data/list.txt", "data of the user's stage1.sh");
+        var resolver = new StageScriptResolver(_image, _stagePath, _sdk);
+        var used = resolver.UsedByStage1(resolver.PlaceEffectiveScripts(resolver.ResolveAll()));
+        CollectionAssert.AreEquivalent(new[] { "data/list.txt", "lib/helper.sh", "makinastates-acl-restore.service", "stage1.sh" }, used.ToArray());
+        // Still placed: the pillars and states are in the candidate's inputs key with every placed file.
+        Assert.AreEqual("a pillar", Placed("pillar.sls"));
+    }
+
+    [TestMethod]
+    public void Salt_without_git_is_told_apart_from_a_corpus_project()
+    {
+        var resolver = new StageScriptResolver(_image, _stagePath, _sdk);
+        Assert.IsFalse(resolver.HasSaltWithoutGit);
+        PutFile(".salt/stage3.sh", "salt");
+        Assert.IsTrue(resolver.HasSaltWithoutGit);
+        Assert.IsFalse(resolver.IsCorpusProject);
+        // A clone's .git may be a file (a worktree, a submodule).
+        File.WriteAllText(Path.Combine(_image, ".git"), "gitdir: elsewhere\n");
+        Assert.IsFalse(resolver.HasSaltWithoutGit);
+        Assert.IsTrue(resolver.IsCorpusProject);
+    }
 }
