@@ -322,6 +322,18 @@ public sealed class SettingsEvaluationTests
             "how the engine is reached does not shape the image");
     }
 
+    [TestMethod]
+    public void Every_ms_variable_a_default_reads_can_be_set_by_an_e_in_MsDockerArgs()
+    {
+        // The seed's `-e MS_X=…` sets a setting as the environment would (Sdk.Settings.targets): each MS_* fallback needs
+        // its line there, so a new setting's fallback without one would silently ignore the seed's command line.
+        var targets = File.ReadAllText(Path.Combine(Repository.Root, "sdk", "Sdk.Settings.targets"));
+        var read = System.Text.RegularExpressions.Regex.Matches(targets, @"\$\((MS_[A-Z0-9_]+)\)").Select(m => m.Groups[1].Value).ToHashSet();
+        var settable = System.Text.RegularExpressions.Regex.Matches(targets, @"<(MS_[A-Z0-9_]+) Condition=""\$\(_MsDockerArgsEnv\.Contains\('\|\1=").Select(m => m.Groups[1].Value).ToHashSet();
+        read.Remove("MS_DOCKER_ARGS");
+        CollectionAssert.AreEquivalent(read.Order().ToArray(), settable.Order().ToArray(), "MS_* fallbacks without their -e line, or lines without a fallback");
+    }
+
     /// <summary>The settings as MsResolveSettings collects them for Stage0 (its _MsSetting items).</summary>
     private static Dictionary<string, string> Settings(Project project)
     {
