@@ -75,7 +75,15 @@ public sealed class DockerEngine : IDisposable
         }
     }
 
-    private static async Task<DockerEngine> ConnectOnceAsync(DockerEndpoint endpoint, CancellationToken cancellationToken)
+    /// <summary>
+    /// Connects to exactly this endpoint, with <paramref name="firstCall"/> in place of the ping: a build that needs one
+    /// answer from the engine (Stage0's no-op: the candidate) makes one call, with the ping's time limit and errors.
+    /// </summary>
+    public static Task<DockerEngine> ConnectAsync(DockerEndpoint endpoint, Func<DockerClient, CancellationToken, Task> firstCall, CancellationToken cancellationToken) =>
+        ConnectOnceAsync(endpoint, cancellationToken, firstCall);
+
+    private static async Task<DockerEngine> ConnectOnceAsync(DockerEndpoint endpoint, CancellationToken cancellationToken,
+        Func<DockerClient, CancellationToken, Task>? firstCall = null)
     {
         // ssh://: the API is reached through the build's tunnel, a local socket.
         var address = endpoint.Ssh is { } target && OperatingSystem.IsLinux()
@@ -95,7 +103,7 @@ public sealed class DockerEngine : IDisposable
         try
         {
             // WaitAsync: the tcp transport does not honour the token while connecting or in the TLS handshake.
-            await client.System.PingAsync(timeout.Token).WaitAsync(PingTimeout, cancellationToken).ConfigureAwait(false);
+            await (firstCall ?? ((c, t) => c.System.PingAsync(t)))(client, timeout.Token).WaitAsync(PingTimeout, cancellationToken).ConfigureAwait(false);
             return new DockerEngine(client, endpoint);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -188,11 +196,15 @@ public sealed class DockerEngine : IDisposable
     /// <summary>A 404: the image or container is not there (Docker.DotNet's NotFound exceptions are DockerApiExceptions too).</summary>
     public static bool IsGone(DockerApiException e) => e.StatusCode == System.Net.HttpStatusCode.NotFound;
 
-    public async Task<ImageInspectResponse?> TryInspectImageAsync(string reference, CancellationToken cancellationToken)
+    public Task<ImageInspectResponse?> TryInspectImageAsync(string reference, CancellationToken cancellationToken) =>
+        TryInspectImageAsync(Client, reference, cancellationToken);
+
+    /// <summary>The same on a client not yet connected (a connection's first call).</summary>
+    public static async Task<ImageInspectResponse?> TryInspectImageAsync(DockerClient client, string reference, CancellationToken cancellationToken)
     {
         try
         {
-            return await Client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
+            return await client.Images.InspectImageAsync(reference, cancellationToken).ConfigureAwait(false);
         }
         catch (DockerApiException e) when (IsGone(e))
         {

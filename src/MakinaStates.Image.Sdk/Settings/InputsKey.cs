@@ -113,6 +113,10 @@ public sealed class InputsKey
     public bool IsCarriedBy(string candidateId, string? candidateLabel, string intermediateDirectory) =>
         candidateLabel == Value || IsAliasOf(candidateId, intermediateDirectory);
 
+    /// <summary>The same, of the candidate as the engine describes it (its id and its label).</summary>
+    public bool IsCarriedBy(Engine.ImageSummary candidate, string intermediateDirectory) =>
+        IsCarriedBy(candidate.Id, candidate.Labels.TryGetValue(Engine.BuildLabels.InputsKey, out var label) ? label : null, intermediateDirectory);
+
     /// <summary>Records this key as another name of the candidate (it was labelled with the key of a base not yet written).</summary>
     public void RecordAlias(string candidateId, string intermediateDirectory)
     {

@@ -130,10 +130,19 @@ public abstract partial class ImageBuildTask : Task, ICancelableTask
     private Settings.DockerEndpoint ResolveEndpoint() => Build.ResolveEndpoint();
 
     /// <summary>The engine of this build, as its description says (endpoint and MsDockerRemote).</summary>
-    protected async Task<Engine.DockerEngine> ConnectEngineAsync(CancellationToken cancellationToken)
+    protected Task<Engine.DockerEngine> ConnectEngineAsync(CancellationToken cancellationToken) =>
+        ConnectEngineAsync(Engine.DockerEngine.ConnectAsync(ResolveEndpoint(), cancellationToken));
+
+    /// <summary>The engine of this build at <paramref name="endpoint"/>, whose first call is <paramref name="firstCall"/>
+    /// (see <see cref="Engine.DockerEngine.ConnectAsync(Settings.DockerEndpoint, Func{Docker.DotNet.DockerClient, CancellationToken, System.Threading.Tasks.Task}, CancellationToken)"/>).</summary>
+    protected Task<Engine.DockerEngine> ConnectEngineAsync(Settings.DockerEndpoint endpoint, Func<Docker.DotNet.DockerClient, CancellationToken, System.Threading.Tasks.Task> firstCall,
+        CancellationToken cancellationToken) =>
+        ConnectEngineAsync(Engine.DockerEngine.ConnectAsync(endpoint, firstCall, cancellationToken));
+
+    private async Task<Engine.DockerEngine> ConnectEngineAsync(Task<Engine.DockerEngine> connecting)
     {
         var remote = Build.Remote;
-        var engine = await Engine.DockerEngine.ConnectAsync(ResolveEndpoint(), cancellationToken).ConfigureAwait(false);
+        var engine = await connecting.ConfigureAwait(false);
         if (engine.Endpoint.Ssh is not null)
         {
             HoldSshTunnels();

@@ -14,9 +14,10 @@ public sealed partial class Stage0PrepareBuild
 
     /// <summary>
     /// Composes the key from the description as it now is (every setting resolved), the base, the scripts and the tree,
-    /// and writes its text into the description. When the candidate carries it, the build is up to date.
+    /// and writes its text into the description. An image base is asked of <paramref name="inspect"/>.
     /// </summary>
-    private async System.Threading.Tasks.Task CheckUpToDateAsync(DockerEngine engine, InjectedTree tree, bool isScratch, CancellationToken cancellationToken)
+    private async System.Threading.Tasks.Task<InputsKey> ComposeInputsKeyAsync(InjectedTree tree, bool isScratch,
+        Func<string, System.Threading.Tasks.Task<ImageSummary?>> inspect)
     {
         var build = Build;
         var cache = ContentHashCache.Load(Path.Combine(IntermediateDirectory, ContentHashCache.FileName));
@@ -34,8 +35,8 @@ public sealed partial class Stage0PrepareBuild
         }
         else
         {
-            var baseImage = await engine.TryInspectImageAsync(build.MsBase, cancellationToken).ConfigureAwait(false);
-            baseValue = baseImage?.ID ?? InputsKey.MissingBase;
+            var baseImage = await inspect(build.MsBase).ConfigureAwait(false);
+            baseValue = baseImage?.Id ?? InputsKey.MissingBase;
             if (baseImage is not null)
             {
                 build.SourceDateEpoch = build.SourceDateEpoch?.WithBase(Sdk.Settings.SourceDateEpoch.Utc(baseImage.Created),
@@ -52,16 +53,23 @@ public sealed partial class Stage0PrepareBuild
         Log.LogMessage(MessageImportance.Normal, "Injected tree fingerprint in {0} ms; inputs key {1}.", fingerprinting.ElapsedMilliseconds, key.Value[..12]);
         cache.Save();
         build.InputsKeyText = key.Text;
+        _baseMissing = baseValue == InputsKey.MissingBase;
+        return key;
+    }
 
-        if (build.IsTrue(build.MsForceRebuild) || build.IsTrue(build.MsRebuildBase) || baseValue == InputsKey.MissingBase)
-        {
-            return;
-        }
-        var candidate = await engine.TryInspectImageAsync(build.ImageCandidate, cancellationToken).ConfigureAwait(false);
-        if (candidate is not null && key.IsCarriedBy(candidate.ID, (candidate.Config?.Labels is { } labels && labels.TryGetValue(BuildLabels.InputsKey, out var label) ? label : null), IntermediateDirectory))
+    private bool _baseMissing;
+
+    /// <summary>Whether a candidate could carry the key: not when the build is forced, or its base does not exist yet.</summary>
+    private bool MayBeUpToDate(InputsKey key) => !(Build.IsTrue(Build.MsForceRebuild) || Build.IsTrue(Build.MsRebuildBase) || _baseMissing);
+
+    /// <summary>When the candidate carries the key, the build is up to date.</summary>
+    private void JudgeCandidate(InputsKey key, ImageSummary? candidate)
+    {
+        var build = Build;
+        if (candidate is not null && key.IsCarriedBy(candidate, IntermediateDirectory))
         {
             UpToDate = true;
-            Candidate = CandidateItem.Create(build, candidate.ID, candidate.Size);
+            Candidate = CandidateItem.Create(build, candidate.Id, candidate.Size);
             Log.LogMessage(MessageImportance.High, "{0} is up to date (inputs key {1}): no container started.", build.ImageCandidate, key.Value[..12]);
         }
     }

@@ -45,7 +45,8 @@ public sealed partial class Stage0PrepareBuild
     /// does not run natively has its own base tarball and stage1 image, and, in a multi-platform build, its own candidate
     /// tag. Its emulation is checked here, before anything is made.
     /// </summary>
-    private void NamePlatform(EngineIdentity identity, ImagePlatform? requested, bool localEngine)
+    /// <param name="report">false on the no-op path, which may give way to the whole path (it names the platform again).</param>
+    private void NamePlatform(EngineIdentity identity, ImagePlatform? requested, bool localEngine, bool report = true)
     {
         var build = Build;
         var enginePlatform = identity.Platform;
@@ -65,10 +66,13 @@ public sealed partial class Stage0PrepareBuild
             // The scripts' MS_BASEIMAGE is the platform's tarball.
             build.MsBaseImage = Path.GetFileName(build.BaseImagePath);
         }
-        if (emulated)
+        if (emulated && report)
         {
             Log.LogMessage(MessageImportance.High, "Platform: {0} on a {1} engine, under emulation: candidate {2}, base {3}.",
                 platform, enginePlatform, build.ImageCandidate, Path.GetFileName(build.BaseImagePath));
+        }
+        if (emulated)
+        {
             if (localEngine)
             {
                 // The engine shares this host's kernel: its binfmt_misc says at once whether the platform can run.

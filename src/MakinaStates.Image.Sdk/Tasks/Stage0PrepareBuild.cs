@@ -1,3 +1,4 @@
+using MakinaStates.Image.Sdk.Concurrency;
 using MakinaStates.Image.Sdk.Diagnostics;
 using MakinaStates.Image.Sdk.Engine;
 using MakinaStates.Image.Sdk.Injection;
@@ -110,31 +111,122 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
         PlaceScripts();
         NameStage0Builder();
         _steps.Mark("scripts");
+        build.IntermediateDirectory = IntermediateDirectory;
+
+        if (await TryUpToDateAsLastSeenAsync(tree, requestedPlatform, isScratch, cancellationToken).ConfigureAwait(false) is { } lastSeen)
+        {
+            Describe(lastSeen);
+            return;
+        }
 
         using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
         var identity = await engine.IdentityAsync(cancellationToken).ConfigureAwait(false);
         Log.LogMessage(MessageImportance.High, "Engine: {0}; {1}{2}.", engine.Endpoint.Describe(), identity.Describe(),
             engine.SharesHostFileSystem ? "" : "; not on this machine, so the data dir and the injected tree are uploaded");
+        EngineIdentityCache.Save(IdentityCachePath, engine.Endpoint, identity);
         identity.ThrowIfRootlessWithoutCgroup();
         foreach (var reaped in await BuildOwnership.ReapOrphansAsync(engine, cancellationToken).ConfigureAwait(false))
         {
             Log.LogMessage(MessageImportance.High, "Removed {0}, left by a build whose process is gone.", reaped);
         }
-        build.IntermediateDirectory = IntermediateDirectory;
+        UnfinishedBuild.Clear(IntermediateDirectory);
         NamePlatform(identity, requestedPlatform, engine.SharesHostFileSystem);
         ThrowIfMirrorMissing(isScratch, build.BaseImagePath);
         _steps.Mark("engine");
 
-        await CheckUpToDateAsync(engine, tree, isScratch, cancellationToken).ConfigureAwait(false);
+        async System.Threading.Tasks.Task<ImageSummary?> InspectAsync(string reference) =>
+            await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is { } image ? ImageSummary.From(image) : null;
+        var key = await ComposeInputsKeyAsync(tree, isScratch, InspectAsync).ConfigureAwait(false);
+        if (MayBeUpToDate(key))
+        {
+            JudgeCandidate(key, await InspectAsync(build.ImageCandidate).ConfigureAwait(false));
+        }
         _steps.Mark("inputs key");
         if (!UpToDate)
         {
             HoldCollectedTree(tree);
+            // Until Stage3 ends it: a build killed after this leaves it, and the next build, even one with nothing to
+            // do, takes the whole path, which removes what the killed one left on the engine.
+            UnfinishedBuild.Mark(IntermediateDirectory);
         }
-        build.Save(BuildDescription);
+        Describe(engine.Endpoint);
+    }
+
+    /// <summary>The description for the later stages (and MSBuild's output), the steps' times, the seed's report.</summary>
+    private void Describe(DockerEndpoint endpoint)
+    {
+        Build.Save(BuildDescription);
         DescriptionFile = BuildDescription;
+        _steps.Mark("description");
         Log.LogMessage(MessageImportance.Normal, "Stage0 steps: {0}", _steps);
-        ReportSettings(engine.Endpoint);
+        ReportSettings(endpoint);
+    }
+
+    private string IdentityCachePath => Path.Combine(IntermediateDirectory, EngineIdentityCache.FileName);
+
+    /// <summary>
+    /// The no-op path, with one engine call (two on an image base, whose tag may have moved): the engine as the last
+    /// build read it (<see cref="EngineIdentityCache"/>), the key composed from it, and the candidate. A local socket is
+    /// asked with the BCL alone (<see cref="LocalImageProbe"/>); another engine through the connection, whose first call
+    /// stands for the ping. Returns the endpoint when the candidate carries the key; null when the build has work to do,
+    /// or when this path cannot tell (no identity on record, a forced build, a build of the project that did not end,
+    /// an answer it does not expect): the whole path then reads the identity afresh and composes the key again.
+    /// </summary>
+    private async System.Threading.Tasks.Task<DockerEndpoint?> TryUpToDateAsLastSeenAsync(InjectedTree tree, ImagePlatform? requestedPlatform, bool isScratch,
+        CancellationToken cancellationToken)
+    {
+        var build = Build;
+        if (build.IsTrue(build.MsForceRebuild) || build.IsTrue(build.MsRebuildBase) || UnfinishedBuild.WasLeft(IntermediateDirectory)
+            || EngineIdentityCache.TryLoad(IdentityCachePath, build.ResolveEndpoint()) is not { } lastSeen)
+        {
+            return null;
+        }
+        var (endpoint, identity) = lastSeen;
+        var local = endpoint.Ssh is null && endpoint.Address.Scheme == "unix" && build.Remote != true;
+        NamePlatform(identity, requestedPlatform, local, report: false);
+        if (isScratch && !File.Exists(build.BaseImagePath))
+        {
+            return null;
+        }
+        DockerEngine? engine = null;
+        try
+        {
+            ImageSummary? first = null;
+            var firstReference = isScratch ? build.ImageCandidate : build.MsBase;
+            if (endpoint.Ssh is null && endpoint.Address.Scheme == "unix")
+            {
+                if (await LocalImageProbe.InspectAsync(endpoint.Address.LocalPath, firstReference, cancellationToken).ConfigureAwait(false) is not { } answer)
+                {
+                    return null;
+                }
+                first = answer.Image;
+            }
+            else
+            {
+                engine = await ConnectEngineAsync(endpoint, async (client, token) =>
+                    first = await DockerEngine.TryInspectImageAsync(client, firstReference, token).ConfigureAwait(false) is { } image ? ImageSummary.From(image) : null,
+                    cancellationToken).ConfigureAwait(false);
+            }
+            _steps.Mark("engine, one call");
+            var key = await ComposeInputsKeyAsync(tree, isScratch, _ => System.Threading.Tasks.Task.FromResult(isScratch ? null : first)).ConfigureAwait(false);
+            var candidate = !MayBeUpToDate(key) ? null
+                : isScratch ? first
+                : engine is not null ? (await engine.TryInspectImageAsync(build.ImageCandidate, cancellationToken).ConfigureAwait(false) is { } image ? ImageSummary.From(image) : null)
+                : (await LocalImageProbe.InspectAsync(endpoint.Address.LocalPath, build.ImageCandidate, cancellationToken).ConfigureAwait(false))?.Image;
+            if (candidate is null || !key.IsCarriedBy(candidate, IntermediateDirectory))
+            {
+                return null;
+            }
+            Log.LogMessage(MessageImportance.High, "Engine: {0}; {1} (as the last build read it{2}).", endpoint.Describe(), identity.Describe(),
+                local ? ": the same socket" : "");
+            JudgeCandidate(key, candidate);
+            _steps.Mark("inputs key");
+            return endpoint;
+        }
+        finally
+        {
+            engine?.Dispose();
+        }
     }
 
     /// <summary>The effective stage scripts (the project's over the SDK's) into injected_volumes/bootstrap_scripts/; a corpus project's commit.</summary>

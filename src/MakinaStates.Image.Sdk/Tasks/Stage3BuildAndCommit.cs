@@ -105,6 +105,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
                 RecordKeyWithWrittenBase(key, tarball, commit.ID);
             }
             steps.Mark("base tarball");
+            Concurrency.UnfinishedBuild.Clear(Build.IntermediateDirectory);
         }
         finally
         {
