@@ -18,6 +18,7 @@ namespace MakinaStates.Image.Sdk.Settings;
 public sealed class InputsKey
 {
     private const string AliasFile = "candidate-key-alias";
+    private const string LastCandidateFile = "candidate-key";
 
     /// <summary>The base line's value when the base does not exist yet (a cold build).</summary>
     public const string MissingBase = "missing";
@@ -116,6 +117,26 @@ public sealed class InputsKey
     /// <summary>The same, of the candidate as the engine describes it (its id and its label).</summary>
     public bool IsCarriedBy(Engine.ImageSummary candidate, string intermediateDirectory) =>
         IsCarriedBy(candidate.Id, candidate.Labels.TryGetValue(Engine.BuildLabels.InputsKey, out var label) ? label : null, intermediateDirectory);
+
+    /// <summary>Records this key as the one the project's candidate carries now (Stage3 made it, or Stage0 found it).</summary>
+    public void RecordAsLastCandidate(string intermediateDirectory)
+    {
+        Directory.CreateDirectory(intermediateDirectory);
+        Concurrency.AtomicFile.WriteAllText(Path.Combine(intermediateDirectory, LastCandidateFile), Value + "\n");
+    }
+
+    /// <summary>
+    /// Whether the last build of the project left a candidate carrying this key (by its label or its alias): only then
+    /// can the build be up to date without the engine having been told of another candidate, so only then does the
+    /// no-op path ask the engine. A key never recorded is a build with work to do, or one the whole path judges.
+    /// </summary>
+    public bool WasLastCandidate(string intermediateDirectory)
+    {
+        var last = Path.Combine(intermediateDirectory, LastCandidateFile);
+        var alias = Path.Combine(intermediateDirectory, AliasFile);
+        return (File.Exists(last) && File.ReadAllText(last).Trim() == Value)
+               || (File.Exists(alias) && File.ReadAllText(alias).Trim().EndsWith(" " + Value, StringComparison.Ordinal));
+    }
 
     /// <summary>Records this key as another name of the candidate (it was labelled with the key of a base not yet written).</summary>
     public void RecordAlias(string candidateId, string intermediateDirectory)

@@ -70,6 +70,7 @@ public sealed partial class Stage0PrepareBuild
         {
             UpToDate = true;
             Candidate = CandidateItem.Create(build, candidate.Id, candidate.Size);
+            key.RecordAsLastCandidate(IntermediateDirectory);
             Log.LogMessage(MessageImportance.High, "{0} is up to date (inputs key {1}): no container started.", build.ImageCandidate, key.Value[..12]);
         }
     }

@@ -188,31 +188,38 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
         {
             return null;
         }
+        var onSocket = endpoint.Ssh is null && endpoint.Address.Scheme == "unix";
         DockerEngine? engine = null;
         try
         {
-            ImageSummary? first = null;
-            var firstReference = isScratch ? build.ImageCandidate : build.MsBase;
-            if (endpoint.Ssh is null && endpoint.Address.Scheme == "unix")
+            // One call: the candidate, or on an image base the base (whose id is in the key), then the candidate.
+            async System.Threading.Tasks.Task<ImageSummary?> InspectAsync(string reference)
             {
-                if (await LocalImageProbe.InspectAsync(endpoint.Address.LocalPath, firstReference, cancellationToken).ConfigureAwait(false) is not { } answer)
+                if (onSocket)
                 {
-                    return null;
+                    return (await LocalImageProbe.InspectAsync(endpoint.Address.LocalPath, reference, cancellationToken).ConfigureAwait(false)
+                            ?? throw new OperationCanceledException("no answer the no-op path expects")).Image;
                 }
-                first = answer.Image;
-            }
-            else
-            {
+                if (engine is not null)
+                {
+                    return await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is { } image ? ImageSummary.From(image) : null;
+                }
+                ImageSummary? first = null;
+                // The connection's first call stands for the ping.
                 engine = await ConnectEngineAsync(endpoint, async (client, token) =>
-                    first = await DockerEngine.TryInspectImageAsync(client, firstReference, token).ConfigureAwait(false) is { } image ? ImageSummary.From(image) : null,
+                    first = await DockerEngine.TryInspectImageAsync(client, reference, token).ConfigureAwait(false) is { } found ? ImageSummary.From(found) : null,
                     cancellationToken).ConfigureAwait(false);
+                return first;
             }
+            var key = await ComposeInputsKeyAsync(tree, isScratch, InspectAsync).ConfigureAwait(false);
+            _steps.Mark("inputs key");
+            // Inputs the last candidate was not built from: work to do, and the engine is not asked twice.
+            if (!MayBeUpToDate(key) || !key.WasLastCandidate(IntermediateDirectory))
+            {
+                return null;
+            }
+            var candidate = await InspectAsync(build.ImageCandidate).ConfigureAwait(false);
             _steps.Mark("engine, one call");
-            var key = await ComposeInputsKeyAsync(tree, isScratch, _ => System.Threading.Tasks.Task.FromResult(isScratch ? null : first)).ConfigureAwait(false);
-            var candidate = !MayBeUpToDate(key) ? null
-                : isScratch ? first
-                : engine is not null ? (await engine.TryInspectImageAsync(build.ImageCandidate, cancellationToken).ConfigureAwait(false) is { } image ? ImageSummary.From(image) : null)
-                : (await LocalImageProbe.InspectAsync(endpoint.Address.LocalPath, build.ImageCandidate, cancellationToken).ConfigureAwait(false))?.Image;
             if (candidate is null || !key.IsCarriedBy(candidate, IntermediateDirectory))
             {
                 return null;
@@ -220,8 +227,11 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
             Log.LogMessage(MessageImportance.High, "Engine: {0}; {1} (as the last build read it{2}).", endpoint.Describe(), identity.Describe(),
                 local ? ": the same socket" : "");
             JudgeCandidate(key, candidate);
-            _steps.Mark("inputs key");
             return endpoint;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return null;
         }
         finally
         {

@@ -99,6 +99,7 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
 
             var committed = await engine.Client.Images.InspectImageAsync(commit.ID, cancellationToken).ConfigureAwait(false);
             Candidate = CandidateItem.Create(Build, commit.ID, committed.Size);
+            key.RecordAsLastCandidate(Build.IntermediateDirectory);
             steps.Mark("tag, remove container, prune");
             if (await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false) is { } tarball)
             {
