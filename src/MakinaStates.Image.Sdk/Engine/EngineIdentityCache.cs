@@ -18,7 +18,7 @@ public static class EngineIdentityCache
 {
     public const string FileName = "engine.json";
 
-    private sealed record Entry(string Endpoint, string SocketStamp, string Product, string Version, string ApiVersion, string CgroupVersion,
+    internal sealed record Entry(string Endpoint, string SocketStamp, string Product, string Version, string ApiVersion, string CgroupVersion,
         bool Rootless, string? Platform);
 
     /// <summary>The identity last read from one of these endpoints (the endpoint and its fallbacks), with the endpoint
@@ -28,7 +28,7 @@ public static class EngineIdentityCache
         Entry? entry;
         try
         {
-            entry = JsonSerializer.Deserialize<Entry>(File.ReadAllBytes(path));
+            entry = JsonSerializer.Deserialize(File.ReadAllBytes(path), EngineIdentityJson.Default.Entry);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {
@@ -63,7 +63,7 @@ public static class EngineIdentityCache
             identity.Rootless, identity.Platform?.Name);
         try
         {
-            Concurrency.AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(entry));
+            Concurrency.AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(entry, EngineIdentityJson.Default.Entry));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -82,3 +82,7 @@ public static class EngineIdentityCache
             : "absent";
     }
 }
+
+/// <summary>The record's JSON, generated at compile time: read on every no-op build, where reflection's first use costs.</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(EngineIdentityCache.Entry))]
+internal sealed partial class EngineIdentityJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -182,6 +182,7 @@ public sealed partial class Stage0PrepareBuild : SettingsTask
             return null;
         }
         var (endpoint, identity) = lastSeen;
+        _steps.Mark("engine as last read");
         var local = endpoint.Ssh is null && endpoint.Address.Scheme == "unix" && build.Remote != true;
         NamePlatform(identity, requestedPlatform, local, report: false);
         if (isScratch && !File.Exists(build.BaseImagePath))
