@@ -17,8 +17,11 @@ namespace MakinaStates.Image.Sdk.Injection;
 /// </remarks>
 public sealed class PaxTarWriter(Stream output)
 {
-    /// <summary>The size of the writes to the output (the last one excepted).</summary>
-    public const int BufferSize = 1 << 20;
+    /// <summary>
+    /// The size of the writes to the output (the last one excepted). Not more: with writes of 1 MiB into the upload's
+    /// pipe, a 1 GiB file took 0.9 s longer to reach the engine (the pipe pauses at 4 MiB, the socket drains by less).
+    /// </summary>
+    public const int BufferSize = 256 * 1024;
 
     private const int Block = 512;
     private static readonly byte[] Zeros = new byte[Block];
@@ -64,8 +67,8 @@ public sealed class PaxTarWriter(Stream output)
     }
 
     /// <summary>
-    /// A file entry whose content is read from <paramref name="file"/> from its start, with plain reads: the caller
-    /// produces the archive on its own task, and a small file's read is cheaper done than handed to the thread pool.
+    /// A file entry whose content is read from <paramref name="file"/> from its start; a small file's with a plain read:
+    /// the caller produces the archive on its own task, and such a read is cheaper done than handed to the thread pool.
     /// </summary>
     /// <param name="hash">Fed the content as it is written (exactly <see cref="Entry.Size"/> bytes).</param>
     public async Task WriteEntryAsync(Entry entry, Microsoft.Win32.SafeHandles.SafeFileHandle file, System.Security.Cryptography.IncrementalHash? hash,
@@ -73,11 +76,15 @@ public sealed class PaxTarWriter(Stream output)
     {
         await WriteHeadersAsync(entry, cancellationToken).ConfigureAwait(false);
         var offset = 0L;
-        await CopyExactlyAsync(BodySize(entry), entry.Name, (memory, _) =>
+        var size = BodySize(entry);
+        await CopyExactlyAsync(size, entry.Name, async (memory, ct) =>
         {
-            var read = RandomAccess.Read(file, memory.Span, offset);
+            // A file larger than the buffer is read off this task, as before: measured, plain reads made the upload
+            // of a 1 GiB file slower, as the producer then holds its thread while the socket waits for the engine.
+            var read = size > BufferSize ? await RandomAccess.ReadAsync(file, memory, offset, ct).ConfigureAwait(false)
+                : RandomAccess.Read(file, memory.Span, offset);
             offset += read;
-            return ValueTask.FromResult(read);
+            return read;
         }, hash, cancellationToken).ConfigureAwait(false);
     }
 
