@@ -191,6 +191,12 @@ public sealed class PaxTarWriter(Stream output)
     private async Task CopyExactlyAsync(long size, string name, Func<Memory<byte>, CancellationToken, ValueTask<int>> read,
         System.Security.Cryptography.IncrementalHash? hash, CancellationToken cancellationToken)
     {
+        if (size > _buffer.Length)
+        {
+            // A large file's content is read whole buffers at a time from its start, each written as read (the
+            // headers before it go first): the file's reads stay aligned, as they were before the buffer.
+            await WriteOutAsync(cancellationToken).ConfigureAwait(false);
+        }
         var remaining = size;
         while (remaining > 0)
         {
