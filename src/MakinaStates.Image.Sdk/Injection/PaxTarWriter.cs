@@ -18,8 +18,8 @@ namespace MakinaStates.Image.Sdk.Injection;
 public sealed class PaxTarWriter(Stream output)
 {
     /// <summary>
-    /// The size of the writes to the output (the last one excepted). Not more: with writes of 1 MiB into the upload's
-    /// pipe, a 1 GiB file took 0.9 s longer to reach the engine (the pipe pauses at 4 MiB, the socket drains by less).
+    /// The size of the writes to the output (the last one excepted): the size of the large files' reads before the
+    /// buffer; writes of 1 MiB gained nothing measurable (a 20,000-file tree is 160 writes of this size).
     /// </summary>
     public const int BufferSize = 256 * 1024;
 
@@ -79,8 +79,8 @@ public sealed class PaxTarWriter(Stream output)
         var size = BodySize(entry);
         await CopyExactlyAsync(size, entry.Name, async (memory, ct) =>
         {
-            // A file larger than the buffer is read off this task, as before: measured, plain reads made the upload
-            // of a 1 GiB file slower, as the producer then holds its thread while the socket waits for the engine.
+            // A file larger than the buffer is read off this task, as it was before the buffer (a large file's upload
+            // was not measured faster otherwise; a small file's read is cheaper done than handed over).
             var read = size > BufferSize ? await RandomAccess.ReadAsync(file, memory, offset, ct).ConfigureAwait(false)
                 : RandomAccess.Read(file, memory.Span, offset);
             offset += read;
