@@ -112,7 +112,7 @@ public sealed class UpperDirLayer
                     Walk(path, entryName + "/", epoch, firstNameOfInode);
                     break;
                 case FilePermissions.S_IFLNK:
-                    var target = InjectedTreeArchive.ReadLink(path);
+                    var target = HostFileReader.Default.ReadLink(path);
                     _items.Add(new Item(Entry(entryName, PaxTarWriter.EntryType.Symlink, mode) with { LinkName = target, Xattrs = xattrs }, null));
                     break;
                 case FilePermissions.S_IFIFO:

@@ -52,9 +52,15 @@ public sealed class InjectedTree
         }
     }
 
-    public static InjectedTree Collect(IEnumerable<Source> sources)
+    /// <summary>How this tree reads its host files: when collected, when sources are added, when its archive is written.</summary>
+    internal HostFileReader Reader { get; }
+
+    private InjectedTree(HostFileReader reader) => Reader = reader;
+
+    /// <param name="reader">The host's files as read (tests count the reads); the file system itself by default.</param>
+    public static InjectedTree Collect(IEnumerable<Source> sources, HostFileReader? reader = null)
     {
-        var tree = new InjectedTree();
+        var tree = new InjectedTree(reader ?? HostFileReader.Default);
         foreach (var source in sources)
         {
             tree.Add(source);
@@ -79,7 +85,7 @@ public sealed class InjectedTree
     public void Add(Source source)
     {
         var target = NormalizeTargetPath(source.TargetPath, source.HostPath);
-        if (Syscall.lstat(source.HostPath, out var rootStat) != 0)
+        if (!Reader.TryLstat(source.HostPath, out var rootStat))
         {
             throw new ImageBuildException(MsiCodes.InjectedVolumeMissing,
                 MsiMessages.Format("InjectedVolumeMissing", source.HostPath), source.HostPath);
@@ -128,7 +134,7 @@ public sealed class InjectedTree
                 continue;
             }
             var hostPath = Path.Combine(hostDirectory, name);
-            if (Syscall.lstat(hostPath, out var stat) != 0)
+            if (!Reader.TryLstat(hostPath, out var stat))
             {
                 throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_2", hostPath, Stdlib.GetLastError()), hostPath);
             }
@@ -167,8 +173,8 @@ public sealed class InjectedTree
                 _nodes.Remove(key);
             }
         }
-        var link = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK ? InjectedTreeArchive.ReadLink(hostPath) : null;
-        _nodes[imagePath] = new Node(imagePath, hostPath, stat, InjectedTreeArchive.ReadXattrs(hostPath), link);
+        var link = (stat.st_mode & FilePermissions.S_IFMT) == FilePermissions.S_IFLNK ? Reader.ReadLink(hostPath) : null;
+        _nodes[imagePath] = new Node(imagePath, hostPath, stat, Reader.ReadXattrs(hostPath), link);
     }
 
     /// <summary>

@@ -51,7 +51,7 @@ public static class InjectedTreeArchive
                     break;
                 case FilePermissions.S_IFREG:
                     firstPathOfInode[(stat.st_dev, stat.st_ino)] = node.ImagePath;
-                    await WriteFileAsync(writer, entry, node, changed, cancellationToken).ConfigureAwait(false);
+                    await WriteFileAsync(writer, entry, node, tree.Reader, changed, cancellationToken).ConfigureAwait(false);
                     break;
             }
         }
@@ -63,50 +63,38 @@ public static class InjectedTreeArchive
     /// is sent as it is now and reported with its content hash, taken from the very bytes sent; one that changes while
     /// it is being read is an error, as the entry would hold neither version.
     /// </summary>
-    private static async Task WriteFileAsync(PaxTarWriter writer, PaxTarWriter.Entry entry, InjectedTree.Node node, IDictionary<string, SentContent>? changed,
-        CancellationToken cancellationToken)
+    private static async Task WriteFileAsync(PaxTarWriter writer, PaxTarWriter.Entry entry, InjectedTree.Node node, HostFileReader files,
+        IDictionary<string, SentContent>? changed, CancellationToken cancellationToken)
     {
-        await using var content = OpenForReading(node.HostPath);
-        var opened = StatOf(content, node.HostPath);
+        using var content = files.OpenForReading(node.HostPath, node.Stat.st_size);
+        var opened = files.StatOf(content, node.HostPath);
         if (SameContentStamp(opened, node.Stat))
         {
-            await writer.WriteEntryAsync(entry with { Size = node.Stat.st_size }, content, cancellationToken).ConfigureAwait(false);
-            ThrowIfChangedWhileSent(content, node.HostPath, opened);
+            await writer.WriteEntryAsync(entry with { Size = node.Stat.st_size }, content, null, cancellationToken).ConfigureAwait(false);
+            ThrowIfChangedWhileSent(files, content, node.HostPath, opened);
             return;
         }
-        using var sha = System.Security.Cryptography.SHA256.Create();
-        await using (var hashing = new System.Security.Cryptography.CryptoStream(content, sha, System.Security.Cryptography.CryptoStreamMode.Read, leaveOpen: true))
-        {
-            await writer.WriteEntryAsync(entry with { Size = opened.st_size }, hashing, cancellationToken).ConfigureAwait(false);
-            ThrowIfChangedWhileSent(content, node.HostPath, opened);
-            // The entry took exactly the file's size: reading on meets the end of the file, which finalizes the hash.
-            await hashing.CopyToAsync(System.IO.Stream.Null, cancellationToken).ConfigureAwait(false);
-        }
-        changed?.Add(node.HostPath, new SentContent(opened.st_size, Convert.ToHexStringLower(sha.Hash!)));
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        await writer.WriteEntryAsync(entry with { Size = opened.st_size }, content, sha, cancellationToken).ConfigureAwait(false);
+        ThrowIfChangedWhileSent(files, content, node.HostPath, opened);
+        changed?.Add(node.HostPath, new SentContent(opened.st_size, Convert.ToHexStringLower(sha.GetHashAndReset())));
     }
 
     /// <summary>Device, inode, size and modification time: what says a file's content is the one that was collected.</summary>
     private static bool SameContentStamp(Stat a, Stat b) =>
         a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size && a.st_mtime == b.st_mtime && a.st_mtime_nsec == b.st_mtime_nsec;
 
-    private static Stat StatOf(FileStream file, string path)
+    private static void ThrowIfChangedWhileSent(HostFileReader files, Microsoft.Win32.SafeHandles.SafeFileHandle file, string path, Stat opened)
     {
-        if (Syscall.fstat((int)file.SafeFileHandle.DangerousGetHandle(), out var stat) != 0)
-        {
-            throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_4", path, Stdlib.GetLastError()), path);
-        }
-        return stat;
-    }
-
-    private static void ThrowIfChangedWhileSent(FileStream file, string path, Stat opened)
-    {
-        if (!SameContentStamp(StatOf(file, path), opened))
+        if (!SameContentStamp(files.StatOf(file, path), opened))
         {
             throw new ImageBuildException(MsiCodes.InjectedFileChangedWhileSent, MsiMessages.Format("InjectedFileChangedWhileSent", path), path);
         }
     }
 
     /// <summary>A readable stream of the archive, produced on a background task while the reader consumes it.</summary>
+    /// <remarks>The writer writes <see cref="PaxTarWriter.BufferSize"/> bytes at a time: each write is one flush of the
+    /// pipe, so the upload reads (and sends as one chunk of its body) as much, not a few hundred bytes per entry.</remarks>
     public static (Stream Reader, Task Producer) Stream(InjectedTree tree, CancellationToken cancellationToken, IReadOnlySet<string>? omittedDirectories = null,
         IDictionary<string, SentContent>? changed = null)
     {
@@ -127,46 +115,5 @@ public static class InjectedTreeArchive
             }
         }, cancellationToken);
         return (pipe.Reader.AsStream(), producer);
-    }
-
-    private static FileStream OpenForReading(string path)
-    {
-        try
-        {
-            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1, FileOptions.SequentialScan | FileOptions.Asynchronous);
-        }
-        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
-        {
-            throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_4", path, e.Message.TrimEnd('.')), path, e);
-        }
-    }
-
-    internal static string ReadLink(string path)
-    {
-        var target = new StringBuilder(4096);
-        var length = Syscall.readlink(path, target);
-        if (length < 0)
-        {
-            throw new ImageBuildException(MsiCodes.UnreadableFile, MsiMessages.Format("UnreadableFile_5", path, Stdlib.GetLastError()), path);
-        }
-        return target.ToString(0, (int)length);
-    }
-
-    internal static IReadOnlyDictionary<string, byte[]> ReadXattrs(string path)
-    {
-        var result = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        if (Syscall.llistxattr(path, out string[] names) < 0 || names is null)
-        {
-            return result;
-        }
-        foreach (var name in names)
-        {
-            if (CarriedXattrPrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal))
-                && Syscall.lgetxattr(path, name, out byte[] value) >= 0 && value is not null)
-            {
-                result[name] = value;
-            }
-        }
-        return result;
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using System.Text;
 
@@ -10,12 +9,27 @@ namespace MakinaStates.Image.Sdk.Injection;
 /// xattr values (system.posix_acl_access, security.capability) would be corrupted; the engine's archive
 /// API applies SCHILY.xattr.* records byte for byte, which is how ACLs reach the container.
 /// </summary>
+/// <remarks>
+/// Everything goes through one buffer of <see cref="BufferSize"/> bytes, written to the output only when full (and by
+/// <see cref="FinishAsync"/>): a tree of small files would otherwise make several small writes per entry, each a flush
+/// of the upload's pipe and a chunk of the HTTP body, which the engine reads and hands to its extracting process one by
+/// one. Content is read straight into the buffer: no second copy for large files either.
+/// </remarks>
 public sealed class PaxTarWriter(Stream output)
 {
+    /// <summary>
+    /// The size of the writes to the output (the last one excepted): the size of the large files' reads before the
+    /// buffer; writes of 1 MiB gained nothing measurable (a 20,000-file tree is 160 writes of this size).
+    /// </summary>
+    public const int BufferSize = 256 * 1024;
+
     private const int Block = 512;
     private static readonly byte[] Zeros = new byte[Block];
     private const long MaxUstarSize = 8589934591; // 11 octal digits
     private const long MaxUstarId = 2097151; // 7 octal digits
+
+    private readonly byte[] _buffer = new byte[BufferSize];
+    private int _used;
 
     public enum EntryType : byte
     {
@@ -40,11 +54,51 @@ public sealed class PaxTarWriter(Stream output)
 
     public async Task WriteEntryAsync(Entry entry, Stream? content, CancellationToken cancellationToken)
     {
+        await WriteHeadersAsync(entry, cancellationToken).ConfigureAwait(false);
+        var size = BodySize(entry);
+        if (size > 0)
+        {
+            if (content is null)
+            {
+                throw new ArgumentException($"{entry.Name}: a file entry of {size} bytes needs content", nameof(content));
+            }
+            await CopyExactlyAsync(size, entry.Name, (memory, ct) => content.ReadAsync(memory, ct), null, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A file entry whose content is read from <paramref name="file"/> from its start; a small file's with a plain read:
+    /// the caller produces the archive on its own task, and such a read is cheaper done than handed to the thread pool.
+    /// </summary>
+    /// <param name="hash">Fed the content as it is written (exactly <see cref="Entry.Size"/> bytes).</param>
+    public async Task WriteEntryAsync(Entry entry, Microsoft.Win32.SafeHandles.SafeFileHandle file, System.Security.Cryptography.IncrementalHash? hash,
+        CancellationToken cancellationToken)
+    {
+        await WriteHeadersAsync(entry, cancellationToken).ConfigureAwait(false);
+        var offset = 0L;
+        var size = BodySize(entry);
+        await CopyExactlyAsync(size, entry.Name, async (memory, ct) =>
+        {
+            // A file larger than the buffer is read off this task, as it was before the buffer (a large file's upload
+            // was not measured faster otherwise; a small file's read is cheaper done than handed over).
+            var read = size > BufferSize ? await RandomAccess.ReadAsync(file, memory, offset, ct).ConfigureAwait(false)
+                : RandomAccess.Read(file, memory.Span, offset);
+            offset += read;
+            return read;
+        }, hash, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static long BodySize(Entry entry) => entry.Type == EntryType.File ? entry.Size : 0;
+
+    /// <summary>The pax header (its own header and its records), then the entry's ustar header.</summary>
+    private async Task WriteHeadersAsync(Entry entry, CancellationToken cancellationToken)
+    {
         var pax = PaxRecords(entry);
         await WriteHeaderAsync(ShortName("PaxHeaders/" + entry.Name), (byte)'x', 0x1A4, 0, 0, pax.Length, entry.ModificationTime, null, cancellationToken).ConfigureAwait(false);
-        await output.WriteAsync(pax, cancellationToken).ConfigureAwait(false);
+        await WriteBufferedAsync(pax, cancellationToken).ConfigureAwait(false);
         await PadAsync(pax.Length, cancellationToken).ConfigureAwait(false);
-        await WriteBodyAsync(entry, content, cancellationToken).ConfigureAwait(false);
+        await WriteHeaderAsync(ShortName(entry.Name), (byte)entry.Type, entry.Mode, entry.Uid, entry.Gid, BodySize(entry), entry.ModificationTime,
+            entry.LinkName is null ? null : ShortName(entry.LinkName), cancellationToken).ConfigureAwait(false);
     }
 
     private static byte[] PaxRecords(Entry entry)
@@ -64,35 +118,23 @@ public sealed class PaxTarWriter(Stream output)
         {
             records.Add(("size", Ascii(entry.Size)));
         }
-        foreach (var (name, value) in entry.Xattrs.OrderBy(x => x.Key, StringComparer.Ordinal))
+        if (entry.Xattrs.Count > 0)
         {
-            records.Add(("SCHILY.xattr." + name, value));
+            foreach (var (name, value) in entry.Xattrs.OrderBy(x => x.Key, StringComparer.Ordinal))
+            {
+                records.Add(("SCHILY.xattr." + name, value));
+            }
         }
 
         return EncodeRecords(records);
     }
 
-    private async Task WriteBodyAsync(Entry entry, Stream? content, CancellationToken cancellationToken)
-    {
-        var size = entry.Type == EntryType.File ? entry.Size : 0;
-        await WriteHeaderAsync(ShortName(entry.Name), (byte)entry.Type, entry.Mode, entry.Uid, entry.Gid, size, entry.ModificationTime,
-            entry.LinkName is null ? null : ShortName(entry.LinkName), cancellationToken).ConfigureAwait(false);
-        if (size > 0)
-        {
-            if (content is null)
-            {
-                throw new ArgumentException($"{entry.Name}: a file entry of {size} bytes needs content", nameof(content));
-            }
-            await CopyExactlyAsync(content, size, entry.Name, cancellationToken).ConfigureAwait(false);
-            await PadAsync(size, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Two zero blocks end the archive.</summary>
+    /// <summary>Two zero blocks end the archive; what the buffer holds is written.</summary>
     public async Task FinishAsync(CancellationToken cancellationToken)
     {
-        await output.WriteAsync(Zeros, cancellationToken).ConfigureAwait(false);
-        await output.WriteAsync(Zeros, cancellationToken).ConfigureAwait(false);
+        await WriteBufferedAsync(Zeros, cancellationToken).ConfigureAwait(false);
+        await WriteBufferedAsync(Zeros, cancellationToken).ConfigureAwait(false);
+        await WriteOutAsync(cancellationToken).ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -118,7 +160,9 @@ public sealed class PaxTarWriter(Stream output)
 
     private async Task WriteHeaderAsync(string name, byte type, int mode, long uid, long gid, long size, DateTimeOffset mtime, string? linkName, CancellationToken cancellationToken)
     {
-        var header = new byte[Block];
+        await ReserveAsync(Block, cancellationToken).ConfigureAwait(false);
+        var header = _buffer.AsSpan(_used, Block);
+        header.Clear();
         WriteString(header, 0, 100, name);
         WriteOctal(header, 100, 8, mode & 0xFFF);
         WriteOctal(header, 108, 8, uid <= MaxUstarId ? uid : 0);
@@ -133,40 +177,44 @@ public sealed class PaxTarWriter(Stream output)
         WriteString(header, 257, 6, "ustar");
         header[263] = (byte)'0';
         header[264] = (byte)'0';
-        for (var i = 148; i < 156; i++)
-        {
-            header[i] = (byte)' ';
-        }
+        header.Slice(148, 8).Fill((byte)' ');
         var checksum = 0;
         foreach (var b in header)
         {
             checksum += b;
         }
         WriteOctal(header, 148, 7, checksum);
-        await output.WriteAsync(header, cancellationToken).ConfigureAwait(false);
+        _used += Block;
     }
 
-    private async Task CopyExactlyAsync(Stream content, long size, string name, CancellationToken cancellationToken)
+    /// <summary>Content of <paramref name="size"/> bytes, read straight into the buffer, then its padding.</summary>
+    private async Task CopyExactlyAsync(long size, string name, Func<Memory<byte>, CancellationToken, ValueTask<int>> read,
+        System.Security.Cryptography.IncrementalHash? hash, CancellationToken cancellationToken)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
-        try
+        if (size > _buffer.Length)
         {
-            var remaining = size;
-            while (remaining > 0)
+            // A large file's content is read whole buffers at a time from its start, each written as read (the
+            // headers before it go first): the file's reads stay aligned, as they were before the buffer.
+            await WriteOutAsync(cancellationToken).ConfigureAwait(false);
+        }
+        var remaining = size;
+        while (remaining > 0)
+        {
+            if (_used == _buffer.Length)
             {
-                var read = await content.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining)), cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    throw new IOException($"{name} shrank while it was being injected ({size - remaining} of {size} bytes read)");
-                }
-                await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                remaining -= read;
+                await WriteOutAsync(cancellationToken).ConfigureAwait(false);
             }
+            var space = _buffer.AsMemory(_used, (int)Math.Min(_buffer.Length - _used, remaining));
+            var count = await read(space, cancellationToken).ConfigureAwait(false);
+            if (count == 0)
+            {
+                throw new IOException($"{name} shrank while it was being injected ({size - remaining} of {size} bytes read)");
+            }
+            hash?.AppendData(_buffer, _used, count);
+            _used += count;
+            remaining -= count;
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        await PadAsync(size, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task PadAsync(long written, CancellationToken cancellationToken)
@@ -174,7 +222,32 @@ public sealed class PaxTarWriter(Stream output)
         var pad = (int)((Block - (written % Block)) % Block);
         if (pad > 0)
         {
-            await output.WriteAsync(Zeros.AsMemory(0, pad), cancellationToken).ConfigureAwait(false);
+            await WriteBufferedAsync(Zeros.AsMemory(0, pad), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WriteBufferedAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        while (bytes.Length > 0)
+        {
+            await ReserveAsync(1, cancellationToken).ConfigureAwait(false);
+            var count = Math.Min(bytes.Length, _buffer.Length - _used);
+            bytes.Span[..count].CopyTo(_buffer.AsSpan(_used));
+            _used += count;
+            bytes = bytes[count..];
+        }
+    }
+
+    /// <summary>Room for <paramref name="count"/> bytes (at most a block) in the buffer, writing it out when it lacks it.</summary>
+    private ValueTask ReserveAsync(int count, CancellationToken cancellationToken) =>
+        _buffer.Length - _used >= count ? ValueTask.CompletedTask : WriteOutAsync(cancellationToken);
+
+    private async ValueTask WriteOutAsync(CancellationToken cancellationToken)
+    {
+        if (_used > 0)
+        {
+            await output.WriteAsync(_buffer.AsMemory(0, _used), cancellationToken).ConfigureAwait(false);
+            _used = 0;
         }
     }
 
@@ -199,13 +272,13 @@ public sealed class PaxTarWriter(Stream output)
 
     private static byte[] Ascii(long value) => Encoding.ASCII.GetBytes(value.ToString(CultureInfo.InvariantCulture));
 
-    private static void WriteString(byte[] header, int offset, int length, string value)
+    private static void WriteString(Span<byte> header, int offset, int length, string value)
     {
         var bytes = Encoding.UTF8.GetBytes(value);
-        Array.Copy(bytes, 0, header, offset, Math.Min(bytes.Length, length));
+        bytes.AsSpan(0, Math.Min(bytes.Length, length)).CopyTo(header[offset..]);
     }
 
-    private static void WriteOctal(byte[] header, int offset, int length, long value)
+    private static void WriteOctal(Span<byte> header, int offset, int length, long value)
     {
         var text = Convert.ToString(value, 8).PadLeft(length - 1, '0');
         WriteString(header, offset, length - 1, text);

@@ -51,7 +51,7 @@ public sealed class ContainerXattrsTests
             var prefix = root.TrimStart('/') + "/";
             foreach (var name in new[] { "file", "shared dir" })
             {
-                var kernel = InjectedTreeArchive.ReadXattrs(Path.Combine(root, name));
+                var kernel = HostFileReader.Default.ReadXattrs(Path.Combine(root, name));
                 var parsed = acls[prefix + name];
                 CollectionAssert.AreEquivalent(kernel.Keys.Where(k => k.StartsWith("system.posix_acl", StringComparison.Ordinal)).ToArray(), parsed.Keys.ToArray(), name);
                 foreach (var (key, value) in parsed)

@@ -131,4 +131,115 @@ public sealed class InjectedTreeArchiveTests
         Assert.IsTrue(Directory.Exists(Path.Combine(dest, "empty dir")));
     }
 
+    /// <summary>A reader of the host's files that counts each read, by kind and path.</summary>
+    private sealed class CountingReader : HostFileReader
+    {
+        public Dictionary<(string Kind, string Path), int> Reads { get; } = [];
+
+        private void Count(string kind, string path) => Reads[(kind, path)] = Reads.GetValueOrDefault((kind, path)) + 1;
+
+        public override bool TryLstat(string path, out Stat stat) { Count("lstat", path); return base.TryLstat(path, out stat); }
+
+        public override IReadOnlyDictionary<string, byte[]> ReadXattrs(string path) { Count("xattrs", path); return base.ReadXattrs(path); }
+
+        public override string ReadLink(string path) { Count("readlink", path); return base.ReadLink(path); }
+
+        public override Microsoft.Win32.SafeHandles.SafeFileHandle OpenForReading(string path, long size) { Count("open", path); return base.OpenForReading(path, size); }
+
+        public override Stat StatOf(Microsoft.Win32.SafeHandles.SafeFileHandle file, string path) { Count("fstat", path); return base.StatOf(file, path); }
+    }
+
+    [TestMethod]
+    public async Task Each_node_is_stated_and_its_xattrs_read_once_from_collection_to_archive()
+    {
+        var src = Path.Combine(_root, "src");
+        HostProcess.Run("setfacl", "-m", "u:4242:rw", Path.Combine(src, "first"));
+        HostProcess.Run("setfacl", "-d", "-m", "g:4243:rx", Path.Combine(src, "etc"));
+        var reader = new CountingReader();
+
+        // All that Stage0 and Stage2 do with a tree: collect, fingerprint, archive, the ACL list, the existing folders' script.
+        var tree = InjectedTree.Collect([new InjectedTree.Source(src, "/opt/x/")], reader);
+        TreeFingerprint.Compute(tree.Nodes, ContentHashCache.Load(null));
+        await InjectedTreeArchive.WriteAsync(tree, Stream.Null, CancellationToken.None, changed: new Dictionary<string, SentContent>());
+        AclRestoreList.Build(tree);
+        ExistingFolderMetadata.Script(tree, tree.Nodes.Select(n => n.ImagePath).ToHashSet(), ExistingFolderMetadata.All);
+
+        var nodes = tree.Nodes.Select(n => n.HostPath).ToList();
+        Assert.AreEqual(11, nodes.Count);
+        foreach (var path in nodes)
+        {
+            Assert.AreEqual(1, reader.Reads.GetValueOrDefault(("lstat", path)), $"lstat of {path}");
+            Assert.AreEqual(1, reader.Reads.GetValueOrDefault(("xattrs", path)), $"xattrs of {path}");
+        }
+        foreach (var link in new[] { "etc/relative", "etc/absolute", "etc/dangling" })
+        {
+            Assert.AreEqual(1, reader.Reads[("readlink", Path.Combine(src, link))], link);
+        }
+        // The archive opens each file once (the hardlink's second name travels as a link) and stats it as opened and
+        // once more after sending it (a file that changed while it was read is an error), by its handle, not its path.
+        foreach (var file in new[] { "first", "etc/app/setuid", "etc/app/conf ünïcode.txt" })
+        {
+            Assert.AreEqual(1, reader.Reads[("open", Path.Combine(src, file))], file);
+            Assert.AreEqual(2, reader.Reads[("fstat", Path.Combine(src, file))], file);
+        }
+        Assert.AreEqual(nodes.Count * 2 + 3 + 3 * 3, reader.Reads.Values.Sum(), string.Join(", ", reader.Reads.Select(r => $"{r.Key.Kind} {r.Key.Path}: {r.Value}")));
+    }
+
+    [TestMethod]
+    public async Task Small_files_reach_the_output_in_writes_of_the_whole_buffer()
+    {
+        var src = Directory.CreateDirectory(Path.Combine(_root, "many")).FullName;
+        for (var i = 0; i < 2000; i++)
+        {
+            File.WriteAllText(Path.Combine(src, $"f{i:0000}"), $"file {i}\n");
+        }
+        var output = new WriteSizes();
+        await InjectedTreeArchive.WriteAsync(InjectedTree.Collect([new InjectedTree.Source(src, "/srv/")]), output, CancellationToken.None);
+
+        // 2,001 entries of 2 KiB: about 4 MiB, in writes of the whole buffer, not 6 per entry.
+        Assert.AreEqual((output.Length + PaxTarWriter.BufferSize - 1) / PaxTarWriter.BufferSize, output.Sizes.Count, $"{output.Sizes.Count} writes");
+        Assert.IsTrue(output.Sizes.SkipLast(1).All(size => size == PaxTarWriter.BufferSize), string.Join(", ", output.Sizes));
+    }
+
+    private sealed class WriteSizes : MemoryStream
+    {
+        public List<int> Sizes { get; } = [];
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Sizes.Add(buffer.Length);
+            return base.WriteAsync(buffer, cancellationToken);
+        }
+    }
+
+    [TestMethod]
+    public async Task A_file_edited_after_collection_is_sent_as_it_is_now_with_the_hash_of_what_was_sent()
+    {
+        var src = Path.Combine(_root, "src");
+        var tree = InjectedTree.Collect([new InjectedTree.Source(src, "/")]);
+        // Larger than the writer's buffer, and not a multiple of it: the content and its hash cross the buffer's end.
+        var edited = new byte[PaxTarWriter.BufferSize * 2 + 777];
+        Random.Shared.NextBytes(edited);
+        var path = Path.Combine(src, "etc", "app", "setuid");
+        File.WriteAllBytes(path, edited);
+        var changed = new Dictionary<string, SentContent>();
+        using var buffer = new MemoryStream();
+        await InjectedTreeArchive.WriteAsync(tree, buffer, CancellationToken.None, changed: changed);
+
+        Assert.AreEqual(new SentContent(edited.Length, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(edited))), changed[path]);
+        Assert.AreEqual(1, changed.Count);
+        buffer.Position = 0;
+        using var reader = new TarReader(buffer);
+        while (reader.GetNextEntry(copyData: true) is { } entry)
+        {
+            if (entry.Name == "etc/app/setuid")
+            {
+                using var content = new MemoryStream();
+                entry.DataStream!.CopyTo(content);
+                CollectionAssert.AreEqual(edited, content.ToArray());
+                return;
+            }
+        }
+        Assert.Fail("the edited file is missing");
+    }
 }
