@@ -145,13 +145,16 @@ public static class BaseTarballFinisher
             log($"no dotnet host to run the base tarball's finisher with (DOTNET_HOST_PATH): this build writes {tarballPath} itself.");
             return null;
         }
-        using var process = Process.Start(new ProcessStartInfo(host, [finisher, rawPath, tarballPath, dataDirectory])
+        var start = new ProcessStartInfo(host, [finisher, rawPath, tarballPath, dataDirectory])
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-        }) ?? throw new IOException($"{host} could not be started");
+        };
+        // No diagnostics socket in the build's TMPDIR: the finisher outlives the build, and may be killed.
+        start.Environment["DOTNET_EnableDiagnostics"] = "0";
+        using var process = Process.Start(start) ?? throw new IOException($"{host} could not be started");
         string? said;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
