@@ -109,7 +109,7 @@ public static class BaseTarballFinisher
     {
         try
         {
-            var fields = File.ReadAllText(OriginPath(tarballPath)).Split(' ', '\n', StringSplitOptions.RemoveEmptyEntries);
+            var fields = File.ReadAllText(OriginPath(tarballPath)).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
             return fields.Length == 2 ? (fields[0], fields[1]) : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -211,6 +211,11 @@ public static class BaseTarballFinisher
         _ = dup2((int)nothing.SafeFileHandle.DangerousGetHandle(), 0);
         _ = dup2((int)log.SafeFileHandle.DangerousGetHandle(), 1);
         _ = dup2((int)log.SafeFileHandle.DangerousGetHandle(), 2);
+        // Console writes to its own duplicate of the stdout it was first used with (the build's pipe): it is pointed to
+        // the new fd 1.
+        var writer = new StreamWriter(new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, 1)) { AutoFlush = true };
+        Console.SetOut(writer);
+        Console.SetError(writer);
     }
 
     [DllImport("libc")]

@@ -14,7 +14,10 @@ public static class BaseFinishers
 
     /// <summary>The process id the finisher wrote into its lock file.</summary>
     public static int Pid(string dataDirectory, string tarball) =>
-        int.Parse(File.ReadAllText(DataDirectoryLock.PathOf(dataDirectory, BaseTarballFinisher.FinishLockName(tarball))).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        int.Parse(ReadLockFile(DataDirectoryLock.PathOf(dataDirectory, BaseTarballFinisher.FinishLockName(tarball))), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>cat, not File.ReadAllText: .NET takes a shared flock to read, which the holder's exclusive one refuses.</summary>
+    private static string ReadLockFile(string path) => HostProcess.Run("cat", path).Trim();
 
     /// <summary>Waits until no finisher writes <paramref name="tarball"/>; fails after <paramref name="timeout"/>.</summary>
     public static async Task WaitAsync(string dataDirectory, string tarball, TimeSpan timeout)
@@ -52,7 +55,7 @@ public static class BaseFinishers
             {
                 Thread.Sleep(200);
             }
-            if (DataDirectoryLock.IsHeld(dataDirectory, name) && int.TryParse(File.ReadAllText(lockFile).Trim(), out var pid))
+            if (DataDirectoryLock.IsHeld(dataDirectory, name) && int.TryParse(ReadLockFile(lockFile), out var pid))
             {
                 Mono.Unix.Native.Syscall.kill(-pid, Mono.Unix.Native.Signum.SIGKILL);
                 Mono.Unix.Native.Syscall.kill(pid, Mono.Unix.Native.Signum.SIGKILL);

@@ -248,7 +248,7 @@ public static class TestDocker
         // A tarball its finisher wrote after the build ended: the import of its raw tar has the build-private tag still.
         foreach (var origin in Directory.Exists(dataDirectory) ? Directory.GetFiles(dataDirectory, "*.origin") : [])
         {
-            if (File.ReadAllText(origin).Split(' ', '\n', StringSplitOptions.RemoveEmptyEntries) is [_, var tag])
+            if (File.ReadAllText(origin).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries) is [_, var tag])
             {
                 foreach (var found in await client.Images.ListImagesAsync(new ImagesListParameters
                     { Filters = new Dictionary<string, IDictionary<string, bool>> { ["reference"] = new Dictionary<string, bool> { [$"makinastates/base-*:{tag}"] = true } } }))
