@@ -32,6 +32,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
     /// <summary>The time of the base this task made (its raw tar's or tarball's), for an epoch left to the base.</summary>
     private DateTimeOffset? _madeBaseTime;
 
+    /// <summary>Where <see cref="_madeBaseTime"/> came from, for the epoch's report.</summary>
+    private string _madeBaseTimeOrigin = "the time of the base this build made";
+
     private readonly StepTimes _steps = new();
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
@@ -45,7 +48,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
 
         _steps.Mark("base");
         var epoch = Build.SourceDateEpoch?.WithBase(_madeBaseTime ?? Settings.SourceDateEpoch.Utc(baseImage.Created),
-            _madeBaseTime is null ? $"the base image's creation time ({baseReference})" : "the time of the base this build made");
+            _madeBaseTime is null ? $"the base image's creation time ({baseReference})" : _madeBaseTimeOrigin);
         ResolvedSourceDateEpoch = epoch?.Seconds?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "";
         // stage1.sh sees it as SOURCE_DATE_EPOCH (the stage environment).
         Build.SourceDateEpoch = epoch;
@@ -181,6 +184,13 @@ public sealed class Stage1BaseImage : ImageBuildTask
             {
                 // Killed between the rename and the raw tar's removal: the tarball is complete, its raw tar is not needed.
                 DeleteAll(orphans);
+                if (Build.BaseTarballHash.Length == 0)
+                {
+                    // Not there at Stage0 (another build's finisher wrote it meanwhile): the epoch left to the base is the
+                    // tarball's time, as the next build reads it, so that this build's stage1 is the one that build reuses.
+                    _madeBaseTime = new DateTimeOffset(File.GetLastWriteTimeUtc(tarball));
+                    _madeBaseTimeOrigin = $"the base tarball's time ({Path.GetFileName(tarball)})";
+                }
                 Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", tarball);
             }
             return await BaseImageImport.ImportTarballAsync(engine, tarball, Build.RebuildsBase || Build.BaseTarballHash.Length == 0 ? "" : BaseTarball.Tag(Build.BaseTarballHash), Build.MsOs, Build.MsOsRelease, Build.ResolvedPlatform,
