@@ -12,9 +12,8 @@ public sealed class DataDirectoryLock : IDisposable
 
     public static async Task<DataDirectoryLock> AcquireAsync(string dataDirectory, string name, string what, Action<string> log, CancellationToken cancellationToken)
     {
-        var directory = Path.Combine(dataDirectory, "locks");
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '.' ? c : '_')) + ".lock");
+        var path = PathOf(dataDirectory, name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var waitingSince = DateTime.UtcNow;
         var lastSaid = DateTime.MinValue;
         while (true)
@@ -40,6 +39,55 @@ public sealed class DataDirectoryLock : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Takes the lock only if it is free now (null when another process holds it), and writes this process's id into
+    /// the file: whoever waits for it can name (or, in tests, kill) the holder.
+    /// </summary>
+    public static DataDirectoryLock? TryAcquire(string dataDirectory, string name)
+    {
+        var path = PathOf(dataDirectory, name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        try
+        {
+            var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            file.SetLength(0);
+            file.Write(System.Text.Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n"));
+            file.Flush();
+            return new DataDirectoryLock(file);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether another process holds the lock now (a probe: it takes the lock for an instant when it is free).</summary>
+    public static bool IsHeld(string dataDirectory, string name)
+    {
+        var path = PathOf(dataDirectory, name);
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        try
+        {
+            using var probe = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            return false;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>The lock file of <paramref name="name"/> in MsDataDir/locks/.</summary>
+    public static string PathOf(string dataDirectory, string name) =>
+        Path.Combine(dataDirectory, "locks", string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '.' ? c : '_')) + ".lock");
 
     public void Dispose() => _file.Dispose();
 }

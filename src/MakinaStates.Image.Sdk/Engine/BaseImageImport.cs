@@ -28,6 +28,16 @@ public static class BaseImageImport
         {
             return existing;
         }
+        if (BaseTarballFinisher.ReadOrigin(tarballPath) is { } origin && BaseTarball.Tag(origin.Sha256) == hash
+            && await engine.TryInspectImageAsync($"{Repository(os, release)}:{origin.ImportTag}", cancellationToken).ConfigureAwait(false) is { } ofRaw)
+        {
+            // Written by the finisher after the build that imported its raw tar had ended: that import is this tarball's.
+            log($"Base image {reference} already imported.");
+            log($"the import of its raw tar ({Repository(os, release)}:{origin.ImportTag}) is tagged {reference} now.");
+            await TagAsync(engine, ofRaw.ID, tarballPath, hash, os, release, origin.ImportTag, cancellationToken).ConfigureAwait(false);
+            await ImageArchitecture.EnsureAsync(engine, reference, platform, log, cancellationToken).ConfigureAwait(false);
+            return reference;
+        }
 
         log($"Importing {tarballPath} as {reference}.");
         var error = await UploadAsync(engine, tarballPath, Repository(os, release), hash, log, cancellationToken).ConfigureAwait(false);

@@ -20,9 +20,12 @@ public static class BaseTarball
         _ => false,
     };
 
-    /// <summary>Writes <paramref name="tarballPath"/> from the raw tar under a temporary name and renames it when complete.</summary>
-    /// <returns>The first 16 hex digits of the tarball's SHA-256 (the tag of its import).</returns>
-    public static Task<string> WriteFromRawAsync(string rawPath, string tarballPath, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Writes <paramref name="tarballPath"/> from the raw tar under a temporary name and renames it when complete;
+    /// <paramref name="beforeRename"/> is given the tarball's SHA-256 just before (what names it must exist first).
+    /// </summary>
+    /// <returns>The tarball's whole SHA-256 (hex; <see cref="Tag"/> gives the tag of its import).</returns>
+    public static Task<string> WriteFromRawAsync(string rawPath, string tarballPath, Action<string>? beforeRename, CancellationToken cancellationToken) =>
         Concurrency.AtomicFile.WriteAsync(tarballPath, async partial =>
         {
             await using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
@@ -49,14 +52,19 @@ public static class BaseTarball
             }
             // The tarball carries the time the base was made (the raw tar's): the default epoch of reproducible images.
             File.SetLastWriteTimeUtc(partial, File.GetLastWriteTimeUtc(rawPath));
-            return await HashAsync(partial, cancellationToken).ConfigureAwait(false);
+            var sha256 = await Sha256Async(partial, cancellationToken).ConfigureAwait(false);
+            beforeRename?.Invoke(sha256);
+            return sha256;
         });
 
     /// <summary>The first 16 hex digits of a file's SHA-256: the tag of its import.</summary>
-    public static async Task<string> HashAsync(string path, CancellationToken cancellationToken)
+    public static async Task<string> HashAsync(string path, CancellationToken cancellationToken) => Tag(await Sha256Async(path, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>A file's whole SHA-256, hex (the inputs key's base value).</summary>
+    public static async Task<string> Sha256Async(string path, CancellationToken cancellationToken)
     {
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous);
-        return Tag(Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false)));
+        return Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>The tag of a tarball's import, from its whole SHA-256 (hex).</summary>

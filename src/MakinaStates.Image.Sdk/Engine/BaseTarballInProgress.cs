@@ -25,7 +25,7 @@ public sealed class BaseTarballInProgress : IDisposable
         _release = release;
         _baseLock = baseLock;
         _connect = connect;
-        _writing = Task.Run(() => BaseTarball.WriteFromRawAsync(rawPath, tarballPath, _abandon.Token));
+        _writing = Task.Run(async () => BaseTarball.Tag(await BaseTarball.WriteFromRawAsync(rawPath, tarballPath, beforeRename: null, _abandon.Token).ConfigureAwait(false)));
     }
 
     public string TarballPath { get; }

@@ -20,6 +20,9 @@ public sealed class InputsKey
     private const string AliasFile = "candidate-key-alias";
     private const string LastCandidateFile = "candidate-key";
 
+    /// <summary>A cold build's alias whose base tarball its finisher still wrote when the build ended.</summary>
+    private const string PendingAliasFile = "candidate-key-alias-pending";
+
     /// <summary>The base line's value when the base does not exist yet (a cold build).</summary>
     public const string MissingBase = "missing";
     private const string BaseLine = "base";
@@ -145,10 +148,36 @@ public sealed class InputsKey
         Concurrency.AtomicFile.WriteAllText(Path.Combine(intermediateDirectory, AliasFile), $"{candidateId} {Value}\n");
     }
 
+    /// <summary>
+    /// Records this key (its base still <c>missing</c>) as another name of the candidate once the tarball the finisher
+    /// writes from the raw tar imported as <paramref name="importTag"/> exists: the tarball's origin then gives the base's
+    /// hash (<see cref="Engine.BaseTarballFinisher.ReadOrigin"/>), and the build is not waited for.
+    /// </summary>
+    public void RecordPendingAlias(string candidateId, string intermediateDirectory, string tarballPath, string importTag)
+    {
+        Directory.CreateDirectory(intermediateDirectory);
+        Concurrency.AtomicFile.WriteAllLines(Path.Combine(intermediateDirectory, PendingAliasFile), [candidateId, Value, importTag, tarballPath]);
+    }
+
     private bool IsAliasOf(string candidateId, string intermediateDirectory)
     {
-        var path = intermediateDirectory.Length > 0 ? Path.Combine(intermediateDirectory, AliasFile) : null;
-        return path is not null && File.Exists(path) && File.ReadAllText(path).Trim() == $"{candidateId} {Value}";
+        if (intermediateDirectory.Length == 0)
+        {
+            return false;
+        }
+        var path = Path.Combine(intermediateDirectory, AliasFile);
+        if (File.Exists(path) && File.ReadAllText(path).Trim() == $"{candidateId} {Value}")
+        {
+            return true;
+        }
+        var pending = Path.Combine(intermediateDirectory, PendingAliasFile);
+        if (!File.Exists(pending) || Read(BaseLine) == MissingBase || File.ReadAllLines(pending) is not [var candidate, var value, var importTag, var tarballPath]
+            || candidate != candidateId || value != WithBase(MissingBase).Value)
+        {
+            return false;
+        }
+        // The tarball written from the very raw tar the candidate's base was imported from, and this key's base is its hash.
+        return Engine.BaseTarballFinisher.ReadOrigin(tarballPath) is { } origin && origin.ImportTag == importTag && origin.Sha256 == Read(BaseLine);
     }
 
     private string Read(string name)

@@ -140,13 +140,30 @@ public abstract partial class ImageBuildTask
     protected void HoldFreshBase(Engine.BaseTarballInProgress fresh) =>
         BuildEngine4.RegisterTaskObject(FreshBaseKey, fresh, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
 
+    private string BaseHandedOverKey => $"MakinaStates.Image.Sdk.BaseHandedOver/{BuildId}";
+
+    /// <summary>A fresh base whose raw tar the finisher writes the tarball of (Stage1), for Stage3 to record.</summary>
+    protected sealed record BaseHandedOver(string TarballPath, string ImportTag);
+
+    /// <summary>Nothing to give back (the finisher owns the raw tar and its lock): only what Stage3 records of it.</summary>
+    protected void HoldBaseHandedOver(BaseHandedOver handedOver) =>
+        BuildEngine4.RegisterTaskObject(BaseHandedOverKey, handedOver, RegisteredTaskObjectLifetime.Build, allowEarlyCollection: false);
+
     /// <summary>
-    /// Waits for the fresh base's tarball (compressed while the stages ran) and tags its import for the next builds.
-    /// The image does not depend on it: a failure is a warning, and the next build makes the base again.
+    /// The fresh base's tarball. Written by the finisher (<see cref="Engine.BaseTarballFinisher"/>): never waited for; the
+    /// candidate's key (<paramref name="describedKey"/>: a cold build's, which had no base yet) is recorded against the tarball to come (<see cref="Settings.InputsKey.RecordPendingAlias"/>),
+    /// and if the tarball is already there its import is tagged now. Written in-process (no dotnet host to run the
+    /// finisher with): waited for, and its import tagged with its hash. The image does not depend on it: a failure is
+    /// a warning, and the next build makes the base again.
     /// </summary>
-    /// <returns>The tarball this build made and wrote, or null (no fresh base, or it could not be written).</returns>
-    protected async System.Threading.Tasks.Task<string?> FinishFreshBaseAsync(Engine.DockerEngine engine, string stage, CancellationToken cancellationToken)
+    /// <returns>The tarball this build made and wrote, or null (no fresh base, it could not be written, or it is still being written).</returns>
+    protected async System.Threading.Tasks.Task<string?> FinishFreshBaseAsync(Engine.DockerEngine engine, string stage, Settings.InputsKey? describedKey, string candidateId,
+        CancellationToken cancellationToken)
     {
+        if (BuildEngine4.UnregisterTaskObject(BaseHandedOverKey, RegisteredTaskObjectLifetime.Build) is BaseHandedOver handedOver)
+        {
+            return await RecordHandedOverBaseAsync(engine, stage, handedOver, describedKey, candidateId, cancellationToken).ConfigureAwait(false);
+        }
         if (BuildEngine4.UnregisterTaskObject(FreshBaseKey, RegisteredTaskObjectLifetime.Build) is not Engine.BaseTarballInProgress fresh)
         {
             return null;
@@ -164,6 +181,33 @@ public abstract partial class ImageBuildTask
                 return null;
             }
         }
+    }
+
+    private async System.Threading.Tasks.Task<string?> RecordHandedOverBaseAsync(Engine.DockerEngine engine, string stage, BaseHandedOver handedOver,
+        Settings.InputsKey? describedKey, string candidateId, CancellationToken cancellationToken)
+    {
+        // First the pending alias, then the look at the tarball: the finisher renames first and is never waited for, so
+        // either this build sees the tarball, or the next build's key resolves the pending alias through its origin.
+        describedKey?.RecordPendingAlias(candidateId, Build.IntermediateDirectory, handedOver.TarballPath, handedOver.ImportTag);
+        if (Engine.BaseTarballFinisher.IsRunning(Build.MsDataDir, handedOver.TarballPath)
+            || Engine.BaseTarballFinisher.ReadOrigin(handedOver.TarballPath) is not { } origin || origin.ImportTag != handedOver.ImportTag
+            || !File.Exists(handedOver.TarballPath))
+        {
+            Log.LogMessage(MessageImportance.High, "{0}: the base tarball {1} is still being written beside the build (not waited for; the next build that needs the base tags its import).",
+                stage, handedOver.TarballPath);
+            return null;
+        }
+        var repository = Engine.BaseImageImport.Repository(Build.MsOs, Build.MsOsRelease);
+        if (await engine.TryInspectImageAsync($"{repository}:{handedOver.ImportTag}", cancellationToken).ConfigureAwait(false) is not { } import)
+        {
+            return handedOver.TarballPath;
+        }
+        // Untagged meanwhile by a build that adopted it: TagAsync is idempotent on the engine.
+        var reference = await Engine.BaseImageImport.TagAsync(engine, import.ID, handedOver.TarballPath, Engine.BaseTarball.Tag(origin.Sha256), Build.MsOs, Build.MsOsRelease,
+            handedOver.ImportTag, cancellationToken).ConfigureAwait(false);
+        Log.LogMessage(MessageImportance.High, "{0}: wrote the base tarball {1} ({2}); its import is {3}.", stage, handedOver.TarballPath,
+            Engine.TransferProgress.Megabytes(new FileInfo(handedOver.TarballPath).Length), reference);
+        return handedOver.TarballPath;
     }
 
     /// <summary>Cleanup must run even when the build was cancelled, so it gets its own bounded token.</summary>

@@ -32,6 +32,9 @@ public sealed class Stage1BaseImage : ImageBuildTask
     /// <summary>The time of the base this task made (its raw tar's or tarball's), for an epoch left to the base.</summary>
     private DateTimeOffset? _madeBaseTime;
 
+    /// <summary>Where <see cref="_madeBaseTime"/> came from, for the epoch's report.</summary>
+    private string _madeBaseTimeOrigin = "the time of the base this build made";
+
     private readonly StepTimes _steps = new();
 
     protected override async System.Threading.Tasks.Task ExecuteAsync(CancellationToken cancellationToken)
@@ -45,7 +48,7 @@ public sealed class Stage1BaseImage : ImageBuildTask
 
         _steps.Mark("base");
         var epoch = Build.SourceDateEpoch?.WithBase(_madeBaseTime ?? Settings.SourceDateEpoch.Utc(baseImage.Created),
-            _madeBaseTime is null ? $"the base image's creation time ({baseReference})" : "the time of the base this build made");
+            _madeBaseTime is null ? $"the base image's creation time ({baseReference})" : _madeBaseTimeOrigin);
         ResolvedSourceDateEpoch = epoch?.Seconds?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "";
         // stage1.sh sees it as SOURCE_DATE_EPOCH (the stage environment).
         Build.SourceDateEpoch = epoch;
@@ -119,42 +122,104 @@ public sealed class Stage1BaseImage : ImageBuildTask
 
     private async Task<string> EnsureOsBaseAsync(DockerEngine engine, CancellationToken cancellationToken)
     {
+        Action<string> log = message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message);
+        var tarball = Build.BaseImagePath;
         // Image projects share the base: the first build makes it, the others wait and then reuse it.
-        IDisposable? baseLock = await Concurrency.DataDirectoryLock.AcquireAsync(Build.MsDataDir, Path.GetFileName(Build.BaseImagePath), $"the base tarball {Build.BaseImagePath}",
-            message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
+        IDisposable? baseLock = await Concurrency.DataDirectoryLock.AcquireAsync(Build.MsDataDir, Path.GetFileName(tarball), $"the base tarball {tarball}",
+            log, cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!File.Exists(Build.BaseImagePath) || Build.RebuildsBase)
+            // A finisher an earlier build started may still write the tarball: it is complete or absent after this, and
+            // what a dead finisher left (a partial tarball, its raw tar) is nobody's any more.
+            await BaseTarballFinisher.WaitForRunningAsync(Build.MsDataDir, tarball, log, cancellationToken).ConfigureAwait(false);
+            BaseTarballFinisher.RemoveStaleTemporaries(tarball);
+            var orphans = BaseTarballFinisher.OrphanRaws(tarball);
+            if (!File.Exists(tarball) || Build.RebuildsBase)
             {
                 // stage0.sh leaves the uncompressed tar when the SDK can write the tarball itself: it is imported at once
-                // and compressed beside the import and the stages that follow, instead of before them.
-                var raw = BaseTarball.CanWrite(Build.BaseImagePath) ? Path.Combine(Path.GetDirectoryName(Build.BaseImagePath)!, $".stage0.raw.{BuildId}.tar") : null;
-                var rawWritten = await CreateOsBaseAsync(engine, raw, cancellationToken).ConfigureAwait(false);
+                // and compressed beside the import and the stages that follow (by the finisher, beyond the build's end).
+                string? raw;
+                bool rawWritten;
+                if (BaseTarball.CanWrite(tarball) && !Build.RebuildsBase && orphans.Count > 0)
+                {
+                    // A killed finisher (or a build killed before it handed the raw tar over): the raw tar is complete
+                    // (stage0.sh renames it into place), so the tarball is finished from it, without a debootstrap.
+                    raw = orphans[0];
+                    rawWritten = true;
+                    log($"finishing the base tarball {tarball} from the raw tar {raw} an interrupted build left.");
+                    DeleteAll(orphans.Skip(1));
+                }
+                else
+                {
+                    DeleteAll(orphans);
+                    raw = BaseTarball.CanWrite(tarball) ? BaseTarballFinisher.RawPath(tarball, BuildId) : null;
+                    rawWritten = await CreateOsBaseAsync(engine, raw, cancellationToken).ConfigureAwait(false);
+                }
                 // The base's time: the tarball written from the raw tar keeps it (BaseTarball), so later builds read the same.
-                _madeBaseTime = new DateTimeOffset(File.GetLastWriteTimeUtc(rawWritten ? raw! : Build.BaseImagePath));
+                _madeBaseTime = new DateTimeOffset(File.GetLastWriteTimeUtc(rawWritten ? raw! : tarball));
                 _steps.Mark("stage0.sh");
                 if (rawWritten)
                 {
-                    var fresh = BaseTarballInProgress.Start(raw!, Build.BaseImagePath, Build.MsOs, Build.MsOsRelease, $"build-{BuildId}", baseLock, ConnectEngineAsync);
+                    var importTag = BaseTarballFinisher.ImportTag(raw!);
+                    if (await BaseTarballFinisher.TryStartAsync(raw!, tarball, Build.MsDataDir, log, cancellationToken).ConfigureAwait(false) is not null)
+                    {
+                        // The finisher owns the raw tar now; it stays until the tarball is renamed into place, so it can be
+                        // imported meanwhile. The base lock is held until the import is made: a build that waited for it
+                        // then finds the import of the raw tar under its tag (the tarball's origin names it).
+                        HoldBaseHandedOver(new BaseHandedOver(tarball, importTag));
+                        var imageId = await ImportOrReuseRawAsync(engine, raw!, importTag, log, cancellationToken).ConfigureAwait(false);
+                        _steps.Mark("import raw");
+                        return imageId;
+                    }
+                    var fresh = BaseTarballInProgress.Start(raw!, tarball, Build.MsOs, Build.MsOsRelease, importTag, baseLock, ConnectEngineAsync);
                     baseLock = null;
                     HoldFreshBase(fresh);
                     fresh.ImageId = await BaseImageImport.ImportRawAsync(engine, raw!, Build.MsOs, Build.MsOsRelease, fresh.TemporaryTag, Build.ResolvedPlatform,
-                        message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
+                        log, cancellationToken).ConfigureAwait(false);
                     _steps.Mark("import raw");
                     return fresh.ImageId;
                 }
             }
             else
             {
-                Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", Build.BaseImagePath);
+                // Killed between the rename and the raw tar's removal: the tarball is complete, its raw tar is not needed.
+                DeleteAll(orphans);
+                if (Build.BaseTarballHash.Length == 0)
+                {
+                    // Not there at Stage0 (another build's finisher wrote it meanwhile): the epoch left to the base is the
+                    // tarball's time, as the next build reads it, so that this build's stage1 is the one that build reuses.
+                    _madeBaseTime = new DateTimeOffset(File.GetLastWriteTimeUtc(tarball));
+                    _madeBaseTimeOrigin = $"the base tarball's time ({Path.GetFileName(tarball)})";
+                }
+                Log.LogMessage(MessageImportance.Normal, "Stage1: reusing the base tarball {0} (delete it, or set MsRebuildBase=true, to redo).", tarball);
             }
-            return await BaseImageImport.ImportTarballAsync(engine, Build.BaseImagePath, Build.RebuildsBase || Build.BaseTarballHash.Length == 0 ? "" : BaseTarball.Tag(Build.BaseTarballHash), Build.MsOs, Build.MsOsRelease, Build.ResolvedPlatform,
-                message => Log.LogMessage(MessageImportance.High, "Stage1: {0}", message), cancellationToken).ConfigureAwait(false);
+            return await BaseImageImport.ImportTarballAsync(engine, tarball, Build.RebuildsBase || Build.BaseTarballHash.Length == 0 ? "" : BaseTarball.Tag(Build.BaseTarballHash), Build.MsOs, Build.MsOsRelease, Build.ResolvedPlatform,
+                log, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             baseLock?.Dispose();
         }
+    }
+
+    private static void DeleteAll(IEnumerable<string> files)
+    {
+        foreach (var file in files)
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>The import of a raw tar under its build-private tag: the one an interrupted build made of it, or a new one.</summary>
+    private async Task<string> ImportOrReuseRawAsync(DockerEngine engine, string raw, string importTag, Action<string> log, CancellationToken cancellationToken)
+    {
+        var reference = $"{BaseImageImport.Repository(Build.MsOs, Build.MsOsRelease)}:{importTag}";
+        if (await engine.TryInspectImageAsync(reference, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            log($"Base image {reference} already imported.");
+            return await ImageArchitecture.EnsureAsync(engine, reference, Build.ResolvedPlatform, log, cancellationToken).ConfigureAwait(false);
+        }
+        return await BaseImageImport.ImportRawAsync(engine, raw, Build.MsOs, Build.MsOsRelease, importTag, Build.ResolvedPlatform, log, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Runs stage0.sh; true when it left the uncompressed tar at <paramref name="raw"/>, false when it wrote the tarball.</summary>

@@ -101,7 +101,8 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
             Candidate = CandidateItem.Create(Build, commit.ID, committed.Size);
             key.RecordAsLastCandidate(Build.IntermediateDirectory);
             steps.Mark("tag, remove container, prune");
-            if (await FinishFreshBaseAsync(engine, "Stage3", cancellationToken).ConfigureAwait(false) is { } tarball)
+            if (await FinishFreshBaseAsync(engine, "Stage3", key.Base == InputsKey.MissingBase ? WithEpochOfMadeBase(key) : null, commit.ID, cancellationToken)
+                .ConfigureAwait(false) is { } tarball)
             {
                 RecordKeyWithWrittenBase(key, tarball, commit.ID);
             }
@@ -169,14 +170,13 @@ public sealed class Stage3BuildAndCommit : ImageBuildTask
         var cache = Injection.ContentHashCache.Load(Path.Combine(Build.IntermediateDirectory, Injection.ContentHashCache.FileName));
         var written = cache.HashOf(tarball, stat);
         cache.Save();
-        var described = key.WithBase(written);
-        if (key.Epoch == Settings.SourceDateEpoch.BaseOrigin && Build.SourceDateEpoch?.Seconds is not null)
-        {
-            // The next build reads the epoch from the tarball this build wrote (it has the base's time).
-            described = described.WithEpoch(Build.SourceDateEpoch.KeyValue);
-        }
-        described.RecordAlias(candidateId, Build.IntermediateDirectory);
+        WithEpochOfMadeBase(key).WithBase(written).RecordAlias(candidateId, Build.IntermediateDirectory);
     }
+
+    /// <summary>The key as the next build composes it from the tarball this build made, but for the base's own hash.</summary>
+    private InputsKey WithEpochOfMadeBase(InputsKey key) =>
+        // The next build reads the epoch from the tarball this build wrote (it has the base's time).
+        key.Epoch == Settings.SourceDateEpoch.BaseOrigin && Build.SourceDateEpoch?.Seconds is not null ? key.WithEpoch(Build.SourceDateEpoch.KeyValue) : key;
 
     /// <summary>The description's labels (generated, then MsLabel), created stamped (the epoch, else now), then the SDK's own.</summary>
     private Dictionary<string, string> CommitLabels(InputsKey key)

@@ -51,6 +51,8 @@ public sealed class ImageProject : IDisposable
 
     public void Dispose()
     {
+        // A cold build's base tarball finisher outlives the build: it ends (or is stopped) before its data dir goes.
+        BaseFinishers.StopAll(Directory, TimeSpan.FromSeconds(120));
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);

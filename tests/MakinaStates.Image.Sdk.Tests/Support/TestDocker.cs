@@ -239,9 +239,23 @@ public static class TestDocker
     /// </summary>
     public static async Task RemoveBaseImportsOfAsync(DockerClient client, string dataDirectory)
     {
+        // A finisher still writing a tarball records its import when done.
+        BaseFinishers.StopAll(dataDirectory, TimeSpan.FromSeconds(120));
         foreach (var record in Directory.Exists(dataDirectory) ? Directory.GetFiles(dataDirectory, "*.imported") : [])
         {
             await RemoveImageAsync(client, File.ReadAllText(record).Trim());
+        }
+        // A tarball its finisher wrote after the build ended: the import of its raw tar has the build-private tag still.
+        foreach (var origin in Directory.Exists(dataDirectory) ? Directory.GetFiles(dataDirectory, "*.origin") : [])
+        {
+            if (File.ReadAllText(origin).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries) is [_, var tag])
+            {
+                foreach (var found in await client.Images.ListImagesAsync(new ImagesListParameters
+                    { Filters = new Dictionary<string, IDictionary<string, bool>> { ["reference"] = new Dictionary<string, bool> { [$"makinastates/base-*:{tag}"] = true } } }))
+                {
+                    await RemoveImageAsync(client, found.ID);
+                }
+            }
         }
     }
 

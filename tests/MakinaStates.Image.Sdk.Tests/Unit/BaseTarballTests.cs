@@ -32,9 +32,11 @@ public sealed class BaseTarballTests
             Assert.IsTrue(BaseTarball.CanWrite(name), "xz, gzip and tar are written on this host (.ci/setup installs xz-utils)");
             var raw = MakeRawTar(directory);
             var tarball = Path.Combine(directory, name);
-            var hash = await BaseTarball.WriteFromRawAsync(raw, tarball, CancellationToken.None);
-            Assert.AreEqual(await BaseTarball.HashAsync(tarball, CancellationToken.None), hash);
-            Assert.AreEqual(16, hash.Length);
+            string? seenBeforeRename = null;
+            var hash = await BaseTarball.WriteFromRawAsync(raw, tarball, sha256 => seenBeforeRename = File.Exists(tarball) ? "after" : sha256, CancellationToken.None);
+            Assert.AreEqual(await BaseTarball.Sha256Async(tarball, CancellationToken.None), hash);
+            Assert.AreEqual(hash, seenBeforeRename, "the hash is given before the rename");
+            Assert.AreEqual(64, hash.Length);
             CollectionAssert.AreEquivalent(new[] { "raw.tar", name }, Directory.GetFiles(directory).Select(Path.GetFileName).ToArray(), "no partial file is left");
             Assert.IsTrue(await BaseTarball.IsReadableAsync(tarball, CancellationToken.None) == true);
 
@@ -57,7 +59,7 @@ public sealed class BaseTarballTests
             var garbage = Path.Combine(directory, "garbage.tar");
             await File.WriteAllBytesAsync(garbage, Enumerable.Range(0, 4096).Select(i => (byte)(i * 7)).ToArray());
             var gz = Path.Combine(directory, "garbage.tar.gz");
-            Assert.AreEqual(16, (await BaseTarball.WriteFromRawAsync(garbage, gz, CancellationToken.None)).Length);
+            Assert.AreEqual(64, (await BaseTarball.WriteFromRawAsync(garbage, gz, beforeRename: null, CancellationToken.None)).Length);
             Assert.IsTrue(await BaseTarball.IsReadableAsync(gz, CancellationToken.None) == false, "valid gzip around a non-tar");
             Assert.IsNull(await BaseTarball.IsReadableAsync(Path.Combine(directory, "base.tar.zst"), CancellationToken.None));
             Assert.IsFalse(BaseTarball.CanWrite("base.tar.zst"));
