@@ -15,6 +15,16 @@ public sealed class BaseTarballFinisherTests
     private const string Repository = "makinastates/base-debian-bookworm";
     private const string TarballName = "baseimage-debian-bookworm.tar.xz";
 
+    /// <summary>A cold build in a data dir of its own, its finisher's xz held by the gate: the build is over, its
+    /// finisher is not, and holds its lock.</summary>
+    private static async Task<DotnetBuild> ColdBuildWithHeldFinisherAsync(ImageProject project, string data, string tarball, BaseFinishers.GatedXz xz)
+    {
+        var cold = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={data}"], xz.Environment);
+        Assert.IsTrue(cold.Succeeded, cold.Output);
+        Assert.IsTrue(BaseFinishers.IsRunning(data, tarball), "no finisher holds the lock after the build");
+        return cold;
+    }
+
     [TestMethod]
     public async Task The_finisher_outlives_the_cold_build_and_a_second_build_waits_for_it_then_uses_the_import()
     {
@@ -28,11 +38,8 @@ public sealed class BaseTarballFinisherTests
         DotnetBuild? cold = null;
         try
         {
-            cold = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={data}"], xz.Environment);
-            Assert.IsTrue(cold.Succeeded, cold.Output);
+            cold = await ColdBuildWithHeldFinisherAsync(project, data, tarball, xz);
             StringAssert.Contains(cold.Output, "is still being written beside the build", "the build waited for the compression");
-            // The build is over; its finisher is not, and holds its lock; nothing is under the tarball's name yet.
-            Assert.IsTrue(BaseFinishers.IsRunning(data, tarball), "no finisher holds the lock after the build");
             var finisher = BaseFinishers.Pid(data, tarball);
             Assert.IsTrue(Directory.Exists($"/proc/{finisher}"), $"the finisher {finisher} did not outlive the build");
             Assert.IsFalse(File.Exists(tarball), "a tarball is under the final name before the finisher renamed it");
@@ -84,9 +91,7 @@ public sealed class BaseTarballFinisherTests
         DotnetBuild? cold = null;
         try
         {
-            cold = await DotnetBuild.RunAsync(project.ProjectFile, [$"-p:MsDataDir={data}"], xz.Environment);
-            Assert.IsTrue(cold.Succeeded, cold.Output);
-            Assert.IsTrue(BaseFinishers.IsRunning(data, tarball), "no finisher holds the lock after the build");
+            cold = await ColdBuildWithHeldFinisherAsync(project, data, tarball, xz);
             var raw = Path.Combine(data, $".stage0.raw.{cold.BuildId}.tar");
             // Killed (its whole session: xz too) while it writes: the kernel releases its lock.
             var finisher = BaseFinishers.Pid(data, tarball);
