@@ -10,7 +10,7 @@ namespace MakinaStates.Image.Sdk.Sbom;
 /// commit of makina-states when stage2 installed it. Read through the archive API from a container created from the
 /// image and never started (so any engine, remote and Podman included, answers the same way), then removed.
 /// </summary>
-public sealed record ImageContents(string? DpkgStatus, IReadOnlyDictionary<string, string> CopyrightByPackage,
+public sealed record ImageContents(string? DpkgStatus, IReadOnlyDictionary<string, string>? CopyrightByPackage,
     IReadOnlyDictionary<string, string> OsRelease, string? MakinaStatesCommit)
 {
     private const string Documentation = "/usr/share/doc";
@@ -18,7 +18,12 @@ public sealed record ImageContents(string? DpkgStatus, IReadOnlyDictionary<strin
     // A copyright file is text of some kilobytes; anything far larger is not one worth holding in memory.
     private const long LargestCopyright = 4 << 20;
 
-    public static async Task<ImageContents> ReadAsync(DockerEngine engine, string imageId, IDictionary<string, string> labels, CancellationToken cancellationToken)
+    /// <param name="readsCopyrights">Given dpkg's status, whether the copyright files are read (CopyrightByPackage is
+    /// null when they are not: the caller knows the licenses of that status).</param>
+    /// <param name="readsMakinaStates">Whether makina-states' clone is looked for (each path read costs the engine a
+    /// mount of the container).</param>
+    public static async Task<ImageContents> ReadAsync(DockerEngine engine, string imageId, IDictionary<string, string> labels,
+        Func<string, bool> readsCopyrights, bool readsMakinaStates, CancellationToken cancellationToken)
     {
         var container = await engine.Client.Containers.CreateContainerAsync(new CreateContainerParameters
         {
@@ -31,10 +36,12 @@ public sealed record ImageContents(string? DpkgStatus, IReadOnlyDictionary<strin
         try
         {
             var status = await ReadTextAsync(engine, container.ID, "/var/lib/dpkg/status", cancellationToken).ConfigureAwait(false);
-            var copyrights = status is null ? new Dictionary<string, string>() : await ReadCopyrightsAsync(engine, container.ID, cancellationToken).ConfigureAwait(false);
+            var copyrights = status is null ? new Dictionary<string, string>()
+                : readsCopyrights(status) ? await ReadCopyrightsAsync(engine, container.ID, cancellationToken).ConfigureAwait(false) : null;
             var osRelease = await ReadTextAsync(engine, container.ID, "/usr/lib/os-release", cancellationToken).ConfigureAwait(false)
                 ?? await ReadTextAsync(engine, container.ID, "/etc/os-release", cancellationToken).ConfigureAwait(false);
-            return new ImageContents(status, copyrights, ParseOsRelease(osRelease), await ReadMakinaStatesCommitAsync(engine, container.ID, cancellationToken).ConfigureAwait(false));
+            return new ImageContents(status, copyrights, ParseOsRelease(osRelease),
+                readsMakinaStates ? await ReadMakinaStatesCommitAsync(engine, container.ID, cancellationToken).ConfigureAwait(false) : null);
         }
         finally
         {

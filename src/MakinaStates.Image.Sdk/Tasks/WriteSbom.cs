@@ -44,9 +44,18 @@ public sealed class WriteSbom : ImageBuildTask
         try
         {
             using var engine = await ConnectEngineAsync(cancellationToken).ConfigureAwait(false);
-            var contents = await ImageContents.ReadAsync(engine, imageId, StageContainerLabels("sbom", Build.MsImage), cancellationToken).ConfigureAwait(false);
-            (document, components) = Compose(contents, imageId);
+            var licensesPath = path + ".licenses";
+            var known = DebianLicenses.Load(licensesPath);
+            var contents = await ImageContents.ReadAsync(engine, imageId, StageContainerLabels("sbom", Build.MsImage),
+                status => known?.StatusHash != DebianLicenses.HashOf(status), Build.IsTrue(Build.MsMakinaStates), cancellationToken).ConfigureAwait(false);
+            var licenses = contents.CopyrightByPackage is { } copyrights ? DebianLicenses.From(contents.DpkgStatus ?? "", copyrights) : known!;
+            if (contents.CopyrightByPackage is null)
+            {
+                Log.LogMessage(MessageImportance.Normal, "SBOM: the packages are those of the last one (the same dpkg status): their licenses from {0}.", licensesPath);
+            }
+            (document, components) = Compose(contents, licenses, imageId);
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            licenses.Save(licensesPath);
             Concurrency.AtomicFile.WriteAllBytes(path, document);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or Docker.DotNet.DockerApiException)
@@ -57,12 +66,10 @@ public sealed class WriteSbom : ImageBuildTask
         Sbom = [Item(path, imageId, components)];
     }
 
-    private (byte[] Document, int Components) Compose(ImageContents contents, string imageId)
+    private (byte[] Document, int Components) Compose(ImageContents contents, DebianLicenses licenses, string imageId)
     {
         var build = Build;
-        var debian = DpkgStatus.Parse(contents.DpkgStatus ?? "")
-            .Select(p => new DebianComponent(p, contents.CopyrightByPackage.TryGetValue(p.Name, out var text) ? DebianCopyright.LicenseExpression(text) : null))
-            .ToArray();
+        var debian = DpkgStatus.Parse(contents.DpkgStatus ?? "").Select(p => new DebianComponent(p, licenses.Of(p.Name))).ToArray();
         var nuget = AppAssetsFiles
             .Where(f => File.Exists(f.ItemSpec))
             .SelectMany(f => NuGetAssets.Read(File.ReadAllText(f.ItemSpec), f.GetMetadata("RuntimeIdentifier")))

@@ -61,6 +61,17 @@ public sealed class BillOfMaterialsTests
             Assert.IsTrue(again.Succeeded, again.Output);
             StringAssert.Contains(again.Output, $"SBOM: wrote {sbom}", "a missing SBOM of an up-to-date candidate is written");
             CollectionAssert.AreEqual(first, File.ReadAllBytes(sbom), "the same image gives the same bytes");
+            StringAssert.Contains(again.Output, "their licenses from", "the same dpkg status: the licenses kept beside the last SBOM");
+
+            // Licenses kept for another dpkg status (one the image does not have) are not used: every copyright file is
+            // read again, and the SBOM is the same as the first.
+            var licenses = sbom + ".licenses";
+            File.WriteAllLines(licenses, [new string('0', 64), .. File.ReadAllLines(licenses).Skip(1).Select(l => l.StartsWith("bash\t", StringComparison.Ordinal) ? "bash\tBOGUS" : l)]);
+            File.Delete(sbom);
+            var reread = await project.BuildAsync();
+            Assert.IsTrue(reread.Succeeded, reread.Output);
+            Assert.IsFalse(reread.Output.Contains("their licenses from", StringComparison.Ordinal), reread.Output);
+            CollectionAssert.AreEqual(first, File.ReadAllBytes(sbom), "the licenses read again from the image");
 
             File.Delete(sbom);
             var without = await project.BuildAsync("-p:MsSbom=false");
