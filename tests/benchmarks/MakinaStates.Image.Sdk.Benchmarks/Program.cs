@@ -98,7 +98,7 @@ try
         // time of the cold build itself tells what the SDK adds.
         var inBuild = Regex.Match(coldRun.Output, @"stage0: debootstrap took (\d+) s") is { Success: true } took
             ? double.Parse(took.Groups[1].Value, CultureInfo.InvariantCulture) + import.Seconds + stage1AndWarm.Seconds - reimport : double.NaN;
-        rows.Add(Row("d. cold build vs debootstrap + import of the raw tar + stage1 + warm build", coldRun.Seconds, reference, coldRun.Seconds / reference, "1.1",
+        rows.Add(Row("d. cold build vs debootstrap + import of the raw tar + stage1 + warm build", coldRun.Seconds, reference, coldRun.Seconds / reference, "1.05",
             $"with the cold build's own debootstrap time: {Seconds(inBuild)}, {coldRun.Seconds / inBuild:0.00}×"));
         notes.Add($"d. cold build {Seconds(coldRun.Seconds)}: {Summary(coldRun)}");
         notes.Add($"   {Regex.Match(coldRun.Output, "stage0: debootstrap took .*").Value.Trim()}; {Regex.Match(coldRun.Output, @"stage0: wrote \S+ .*").Value.Trim()}");
@@ -207,7 +207,7 @@ try
     var (sdk, noRewrite, cli) = (injected[0], injected[1], injected[2]);
     if (noRewrite.FirstOrDefault(r => Rewrite(r).Success) is { } rewritten)
         throw new InvalidOperationException($"a build with MsRewriteLayers=false wrote its layer again:\n{rewritten.Output}");
-    rows.Add(Alternated("b. rebuild after one injected file changed vs docker CLI script", sdk, cli, "1.15"));
+    rows.Add(Alternated("b. rebuild after one injected file changed vs docker CLI script", sdk, cli, "1.0"));
     rows.Add(Alternated("b. the same rebuild with MsRewriteLayers=false (no rewrite) vs the same docker CLI runs", noRewrite, cli, "",
         $"the rewrite itself in the default build: {RewriteMedian(sdk)} (median)"));
     notes.Add($"b. one injected file changed, medians: {Breakdown(sdk, cli)}");
@@ -216,7 +216,7 @@ try
 
     var stage3 = Path.Combine(sample, "image_rootfs", "bootstrap_scripts", "stage3.sh");
     var (sdk3, cli3) = Alternate(runs, Edited(stage3, () => Run("dotnet", Build(Image, "n"))), Edited(stage3, () => Cli(sample)));
-    rows.Add(Alternated("b. rebuild after only stage3.sh changed vs docker CLI script", sdk3, cli3, "1.1 (stretch 1.0)"));
+    rows.Add(Alternated("b. rebuild after only stage3.sh changed vs docker CLI script", sdk3, cli3, "1.0"));
     notes.Add($"b. only stage3.sh changed, medians: {Breakdown(sdk3, cli3)}");
 
     InjectionRows();
